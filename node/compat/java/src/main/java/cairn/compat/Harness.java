@@ -1,0 +1,503 @@
+package cairn.compat;
+
+import com.alibaba.nacos.api.PropertyKeyConst;
+import com.alibaba.nacos.api.naming.NamingFactory;
+import com.alibaba.nacos.api.naming.NamingService;
+import com.alibaba.nacos.api.naming.listener.Event;
+import com.alibaba.nacos.api.naming.listener.EventListener;
+import com.alibaba.nacos.api.naming.listener.NamingEvent;
+import com.alibaba.nacos.api.naming.pojo.Instance;
+import com.alibaba.nacos.api.naming.pojo.ListView;
+
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
+
+/**
+ * Compatibility harness driving the official Nacos Java client against a Cairn server.
+ *
+ * <p>Protocol: every line on stdout is one event of the harness; everything else (client logs,
+ * diagnostics) goes to stderr. Exit code 0 on success, 1 on failure after a {@code FAIL <reason>} line.
+ *
+ * <pre>
+ *   scenario &lt;service&gt;
+ *   hold     &lt;service&gt; &lt;ip&gt; &lt;port&gt;
+ *   watch    &lt;service&gt; &lt;ip&gt; &lt;port&gt;
+ * </pre>
+ *
+ * Environment: {@code CAIRN_SERVER} (host:httpPort, default 127.0.0.1:8848; gRPC is httpPort+1000),
+ * {@code CAIRN_NAMESPACE} (default empty = public), {@code CAIRN_HARNESS_LOG} (client log level on stderr,
+ * default warn).
+ */
+public final class Harness {
+
+    private static final String GROUP = "DEFAULT_GROUP";
+
+    private static final long OVERALL_TIMEOUT_MS = 60_000;
+
+    private static final long HOLD_CAP_MS = 300_000;
+
+    private static final long PUSH_WAIT_MS = 15_000;
+
+    /** How long register/subscribe are retried while the gRPC connection is still being set up. */
+    private static final long CONNECT_RETRY_MS = 10_000;
+
+    private static final AtomicBoolean FINISHED = new AtomicBoolean(false);
+
+    /** The real stdout; System.out is pointed at stderr so nothing else can write protocol lines. */
+    private static PrintStream protocolOut;
+
+    /** Name of the step in progress, for FAIL lines caused by unexpected exceptions. */
+    private static volatile String step = "setup";
+
+    private Harness() {
+    }
+
+    public static void main(String[] args) {
+        protocolOut = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+        System.setOut(System.err);
+        try {
+            prepareEnvironment();
+        } catch (Throwable t) {
+            t.printStackTrace(System.err);
+            fail("setup " + describe(t));
+        }
+
+        if (args.length < 1) {
+            usage();
+        }
+        String mode = args[0];
+        try {
+            switch (mode) {
+                case "scenario":
+                    requireArgs(args, 2);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    scenario(args[1]);
+                    break;
+                case "hold":
+                    requireArgs(args, 4);
+                    startWatchdog(HOLD_CAP_MS);
+                    hold(args[1], args[2], parsePort(args[3]));
+                    break;
+                case "watch":
+                    requireArgs(args, 4);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    watch(args[1], args[2], parsePort(args[3]));
+                    break;
+                default:
+                    usage();
+            }
+        } catch (Throwable t) {
+            t.printStackTrace(System.err);
+            fail(step + ": exception " + describe(t));
+        }
+    }
+
+    // ------------------------------------------------------------------ modes
+
+    private static void scenario(String service) throws Exception {
+        BlockingQueue<List<Instance>> pushes = new LinkedBlockingQueue<>();
+        step = "create_client";
+        NamingService naming = createNamingService();
+
+        step = "subscribe";
+        EventListener listener = pushListener(pushes);
+        retrying("subscribe", () -> naming.subscribe(service, GROUP, listener));
+
+        Instance instance = new Instance();
+        instance.setIp("127.0.0.1");
+        instance.setPort(7001);
+        instance.setClusterName("DEFAULT");
+        instance.setWeight(2.0);
+        Map<String, String> metadata = new HashMap<>();
+        metadata.put("lang", "java");
+        instance.setMetadata(metadata);
+        instance.setEphemeral(true);
+        step = "register";
+        retrying("registerInstance", () -> naming.registerInstance(service, GROUP, instance));
+
+        // 3. a push containing the instance
+        if (awaitPush(pushes, list -> contains(list, "127.0.0.1", 7001), PUSH_WAIT_MS) == null) {
+            fail("push_add: no push containing 127.0.0.1:7001 within " + PUSH_WAIT_MS + " ms");
+        }
+        emit("PUSH_ADD ok");
+
+        // 4. direct query (subscribe=false)
+        step = "list";
+        List<Instance> all = naming.getAllInstances(service, GROUP, false);
+        Instance found = find(all, "127.0.0.1", 7001);
+        if (found == null) {
+            fail("list: 127.0.0.1:7001 missing from getAllInstances " + summarize(all));
+        }
+        String lang = found.getMetadata() == null ? null : found.getMetadata().get("lang");
+        if (!"java".equals(lang)) {
+            fail("list: metadata lang=" + lang + " (want java), metadata=" + found.getMetadata());
+        }
+        if (Math.abs(found.getWeight() - 2.0) > 1e-9) {
+            fail("list: weight=" + found.getWeight() + " (want 2.0)");
+        }
+        emit("LIST ok");
+
+        // 5. service list
+        step = "service_list";
+        ListView<String> services = naming.getServicesOfServer(1, 100, GROUP);
+        List<String> names = services == null ? null : services.getData();
+        if (names == null || !names.contains(service)) {
+            fail("service_list: " + service + " missing from getServicesOfServer data=" + names
+                    + " count=" + (services == null ? "null" : services.getCount()));
+        }
+        emit("SERVICE_LIST ok");
+
+        // 6. deregister, then a push lacking the instance. Pushes that arrived before the
+        // deregistration are discarded so only a push caused by it can satisfy the check.
+        step = "push_remove";
+        List<List<Instance>> stale = new ArrayList<>();
+        pushes.drainTo(stale);
+        for (List<Instance> s : stale) {
+            log("discarding push received before deregister: " + summarize(s));
+        }
+        retrying("deregisterInstance", () -> naming.deregisterInstance(service, GROUP, "127.0.0.1", 7001));
+        if (awaitPush(pushes, list -> !contains(list, "127.0.0.1", 7001), PUSH_WAIT_MS) == null) {
+            fail("push_remove: no push lacking 127.0.0.1:7001 within " + PUSH_WAIT_MS + " ms");
+        }
+        emit("PUSH_REMOVE ok");
+
+        // 7. done
+        step = "shutdown";
+        emit("SCENARIO OK");
+        shutdownQuietly(naming);
+        finish(0, null);
+    }
+
+    private static void hold(String service, String ip, int port) throws Exception {
+        step = "create_client";
+        NamingService naming = createNamingService();
+        Instance instance = new Instance();
+        instance.setIp(ip);
+        instance.setPort(port);
+        instance.setClusterName("DEFAULT");
+        instance.setEphemeral(true);
+        step = "register";
+        retrying("registerInstance", () -> naming.registerInstance(service, GROUP, instance));
+        emit("REGISTERED");
+        step = "hold";
+        // Live until killed; the watchdog (HOLD_CAP_MS) is the safety cap.
+        while (true) {
+            Thread.sleep(60_000);
+        }
+    }
+
+    private static void watch(String service, String ip, int port) throws Exception {
+        BlockingQueue<List<Instance>> pushes = new LinkedBlockingQueue<>();
+        step = "create_client";
+        NamingService naming = createNamingService();
+        step = "subscribe";
+        EventListener listener = pushListener(pushes);
+        retrying("subscribe", () -> naming.subscribe(service, GROUP, listener));
+
+        step = "watch";
+        boolean seen = false;
+        while (true) {
+            List<Instance> list = pushes.take(); // the watchdog bounds the total time
+            boolean present = contains(list, ip, port);
+            if (!seen && present) {
+                seen = true;
+                emit("SEEN");
+            } else if (seen && !present) {
+                emit("GONE");
+                shutdownQuietly(naming);
+                finish(0, null);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ client setup
+
+    private static NamingService createNamingService() throws Exception {
+        String server = env("CAIRN_SERVER", "127.0.0.1:8848");
+        String namespace = env("CAIRN_NAMESPACE", "");
+
+        Properties p = new Properties();
+        p.setProperty(PropertyKeyConst.SERVER_ADDR, server);
+        if (!namespace.isEmpty()) {
+            p.setProperty(PropertyKeyConst.NAMESPACE, namespace);
+        }
+        p.setProperty(PropertyKeyConst.NAMING_LOAD_CACHE_AT_START, "false");
+        // Deliver empty pushes to listeners (this is also the client default).
+        p.setProperty(PropertyKeyConst.NAMING_PUSH_EMPTY_PROTECTION, "false");
+        // The naming disk cache directory is derived from this client property.
+        p.setProperty("JM.SNAPSHOT.PATH", System.getProperty("JM.SNAPSHOT.PATH"));
+        log("server=" + server + " namespace=" + (namespace.isEmpty() ? "(public)" : namespace)
+                + " client=" + clientVersion());
+        return NamingFactory.createNamingService(p);
+    }
+
+    /** Must run before any Nacos or slf4j class is initialised (they read these in static initialisers). */
+    private static void prepareEnvironment() {
+        try {
+            Path tmp = Files.createTempDirectory("cairn-nacos-harness-");
+            Path logs = Files.createDirectories(tmp.resolve("logs"));
+            Path snapshot = Files.createDirectories(tmp.resolve("snapshot"));
+            System.setProperty("JM.LOG.PATH", logs.toString());
+            System.setProperty("JM.SNAPSHOT.PATH", snapshot.toString());
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(tmp), "harness-tmp-cleanup"));
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot create temp dir", e);
+        }
+        System.setProperty("nacos.logging.default.config.enabled", "false");
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", env("CAIRN_HARNESS_LOG", "warn"));
+        System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
+        System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+    }
+
+    private static EventListener pushListener(BlockingQueue<List<Instance>> pushes) {
+        return new EventListener() {
+            @Override
+            public void onEvent(Event event) {
+                if (event instanceof NamingEvent) {
+                    NamingEvent ne = (NamingEvent) event;
+                    List<Instance> list = ne.getInstances() == null ? new ArrayList<>()
+                            : new ArrayList<>(ne.getInstances());
+                    log("push " + ne.getGroupName() + "@@" + ne.getServiceName() + " " + summarize(list));
+                    pushes.add(list);
+                } else {
+                    log("ignoring non-naming event " + event);
+                }
+            }
+        };
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    @FunctionalInterface
+    private interface Call {
+        void run() throws Exception;
+    }
+
+    /** Retries a call while the client may still be connecting; gives up with FAIL after CONNECT_RETRY_MS. */
+    private static void retrying(String what, Call call) throws Exception {
+        long deadline = System.currentTimeMillis() + CONNECT_RETRY_MS;
+        while (true) {
+            try {
+                call.run();
+                return;
+            } catch (Exception e) {
+                if (System.currentTimeMillis() >= deadline) {
+                    e.printStackTrace(System.err);
+                    fail(what + " failed: " + describe(e));
+                }
+                log(what + " failed, retrying: " + describe(e));
+                Thread.sleep(500);
+            }
+        }
+    }
+
+    private static List<Instance> awaitPush(BlockingQueue<List<Instance>> pushes, Predicate<List<Instance>> want,
+            long timeoutMs) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (true) {
+            long left = deadline - System.currentTimeMillis();
+            if (left <= 0) {
+                return null;
+            }
+            List<Instance> list = pushes.poll(left, TimeUnit.MILLISECONDS);
+            if (list == null) {
+                return null;
+            }
+            if (want.test(list)) {
+                return list;
+            }
+        }
+    }
+
+    private static Instance find(List<Instance> list, String ip, int port) {
+        if (list == null) {
+            return null;
+        }
+        for (Instance i : list) {
+            if (ip.equals(i.getIp()) && i.getPort() == port) {
+                return i;
+            }
+        }
+        return null;
+    }
+
+    private static boolean contains(List<Instance> list, String ip, int port) {
+        return find(list, ip, port) != null;
+    }
+
+    private static String summarize(List<Instance> list) {
+        if (list == null) {
+            return "null";
+        }
+        StringBuilder sb = new StringBuilder("[");
+        for (Instance i : list) {
+            if (sb.length() > 1) {
+                sb.append(", ");
+            }
+            sb.append(i.getIp()).append(':').append(i.getPort()).append(" w=").append(i.getWeight())
+                    .append(" c=").append(i.getClusterName()).append(" h=").append(i.isHealthy())
+                    .append(" md=").append(i.getMetadata());
+        }
+        return sb.append(']').toString();
+    }
+
+    private static void shutdownQuietly(NamingService naming) {
+        Thread t = new Thread(() -> {
+            try {
+                naming.shutDown();
+            } catch (Throwable e) {
+                log("shutdown failed: " + describe(e));
+            }
+        }, "harness-shutdown");
+        t.setDaemon(true);
+        t.start();
+        try {
+            t.join(5_000);
+        } catch (InterruptedException ignored) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void startWatchdog(long ms) {
+        Thread t = new Thread(() -> {
+            try {
+                Thread.sleep(ms);
+            } catch (InterruptedException e) {
+                return;
+            }
+            fail("timeout");
+        }, "harness-watchdog");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private static String env(String name, String def) {
+        String v = System.getenv(name);
+        return v == null ? def : v.trim();
+    }
+
+    private static int parsePort(String s) {
+        try {
+            int p = Integer.parseInt(s);
+            if (p <= 0 || p > 65535) {
+                throw new NumberFormatException();
+            }
+            return p;
+        } catch (NumberFormatException e) {
+            fail("bad port " + s);
+            return -1; // unreachable
+        }
+    }
+
+    private static void requireArgs(String[] args, int n) {
+        if (args.length != n) {
+            usage();
+        }
+    }
+
+    private static void usage() {
+        System.err.println("usage: Harness scenario <service> | hold <service> <ip> <port> | watch <service> <ip> <port>");
+        fail("usage");
+    }
+
+    private static String clientVersion() {
+        Package p = NamingFactory.class.getPackage();
+        String v = p == null ? null : p.getImplementationVersion();
+        return v == null ? "unknown" : v;
+    }
+
+    private static String describe(Throwable t) {
+        String msg = t.getClass().getSimpleName() + ": " + t.getMessage();
+        return msg.replace('\n', ' ').replace('\r', ' ');
+    }
+
+    private static void log(String msg) {
+        System.err.println("[harness] " + msg);
+        System.err.flush();
+    }
+
+    private static void emit(String line) {
+        synchronized (Harness.class) {
+            if (FINISHED.get()) {
+                return;
+            }
+            protocolOut.println(line);
+            protocolOut.flush();
+        }
+    }
+
+    private static void fail(String reason) {
+        finish(1, "FAIL " + reason.replace('\n', ' ').replace('\r', ' '));
+    }
+
+    /**
+     * Prints the final line (if any) exactly once and terminates the JVM. Client threads are non-daemon,
+     * so System.exit is required; a daemon timer halts the JVM should shutdown hooks hang.
+     */
+    private static void finish(int code, String line) {
+        synchronized (Harness.class) {
+            if (FINISHED.get()) {
+                // someone else is already terminating the JVM
+                parkForever();
+            }
+            if (line != null) {
+                protocolOut.println(line);
+                protocolOut.flush();
+            }
+            FINISHED.set(true);
+        }
+        Thread halter = new Thread(() -> {
+            try {
+                Thread.sleep(5_000);
+            } catch (InterruptedException ignored) {
+                // fall through
+            }
+            Runtime.getRuntime().halt(code);
+        }, "harness-halt");
+        halter.setDaemon(true);
+        halter.start();
+        System.exit(code);
+    }
+
+    private static void parkForever() {
+        while (true) {
+            try {
+                Thread.sleep(Long.MAX_VALUE);
+            } catch (InterruptedException ignored) {
+                // keep waiting for the JVM to exit
+            }
+        }
+    }
+
+    private static void deleteTree(Path root) {
+        try (Stream<Path> walk = Files.walk(root)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException ignored) {
+                    // best effort
+                }
+            });
+        } catch (IOException ignored) {
+            // best effort
+        }
+    }
+}

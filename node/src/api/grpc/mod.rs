@@ -1,0 +1,5 @@
+//! gRPC request handlers behind the client transport.
+
+pub mod naming;
+
+pub use naming::GrpcApi;

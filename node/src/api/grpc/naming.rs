@@ -1,0 +1,227 @@
+//! Naming requests over gRPC: `InstanceRequest`, `BatchInstanceRequest`,
+//! `SubscribeServiceRequest`, `ServiceQueryRequest`, `ServiceListRequest`.
+
+use std::sync::Arc;
+
+use cairn_proto::nacos::Payload;
+use serde::{Deserialize, Serialize};
+
+use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
+use crate::error::{Error, Result};
+use crate::naming::model::{ClientId, Selection, ServiceKey, parse_clusters};
+use crate::naming::Registry;
+use crate::remote::wire::{self, ResponseBase};
+use crate::remote::{Dispatch, RequestCtx};
+
+/// Handles naming requests from gRPC clients.
+pub struct GrpcApi {
+    registry: Arc<Registry>,
+}
+
+impl GrpcApi {
+    /// Creates the handler set.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        GrpcApi { registry }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct InstanceRequest {
+    namespace: Option<String>,
+    service_name: Option<String>,
+    group_name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    instance: Option<InstanceIn>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct BatchInstanceRequest {
+    namespace: Option<String>,
+    service_name: Option<String>,
+    group_name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    instances: Option<Vec<InstanceIn>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct SubscribeServiceRequest {
+    namespace: Option<String>,
+    service_name: Option<String>,
+    group_name: Option<String>,
+    subscribe: bool,
+    clusters: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ServiceQueryRequest {
+    namespace: Option<String>,
+    service_name: Option<String>,
+    group_name: Option<String>,
+    cluster: Option<String>,
+    healthy_only: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ServiceListRequest {
+    namespace: Option<String>,
+    group_name: Option<String>,
+    page_no: Option<i64>,
+    page_size: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TypedResponse<'a> {
+    #[serde(flatten)]
+    base: ResponseBase<'a>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceInfoResponse<'a> {
+    #[serde(flatten)]
+    base: ResponseBase<'a>,
+    service_info: ServiceInfoOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceListResponse<'a> {
+    #[serde(flatten)]
+    base: ResponseBase<'a>,
+    count: usize,
+    service_names: Vec<String>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::Malformed(e.to_string()))
+}
+
+fn key_of(ns: &Option<String>, group: &Option<String>, service: &Option<String>) -> Result<ServiceKey> {
+    service_key(ns.as_deref().unwrap_or(""), group.as_deref().unwrap_or(""), service.as_deref().unwrap_or(""))
+}
+
+const REQUEST_TYPES: [&str; 6] = [
+    "InstanceRequest",
+    "BatchInstanceRequest",
+    "SubscribeServiceRequest",
+    "ServiceQueryRequest",
+    "ServiceListRequest",
+    "PersistentInstanceRequest",
+];
+
+impl GrpcApi {
+    fn instance(&self, ctx: &RequestCtx, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let req: InstanceRequest = parse(body)?;
+        let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
+        let client = ClientId::Conn(ctx.conn);
+        let kind = req.kind.unwrap_or_default();
+        match kind.as_str() {
+            "registerInstance" => {
+                let inst = req.instance.ok_or_else(|| Error::InvalidParam("instance is required".into()))?;
+                let inst = inst.into_domain(&key)?;
+                if !inst.ephemeral {
+                    return Err(Error::InvalidParam(
+                        "InstanceRequest registers ephemeral instances only; persistent instances go through HTTP v1".into(),
+                    ));
+                }
+                self.registry.publish(&client, &key, vec![inst]);
+            }
+            // As in Nacos, a connection holds one publication per service; deregister drops it.
+            "deregisterInstance" => self.registry.publish(&client, &key, Vec::new()),
+            other => return Err(Error::InvalidParam(format!("Unsupported request type {other:?}"))),
+        }
+        Ok(wire::json_payload("InstanceResponse", &TypedResponse { base: ResponseBase::ok(rid), kind: &kind }))
+    }
+
+    fn batch(&self, ctx: &RequestCtx, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let req: BatchInstanceRequest = parse(body)?;
+        let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
+        let kind = req.kind.unwrap_or_default();
+        if kind != "batchRegisterInstance" && kind != "batchDeregisterInstance" {
+            return Err(Error::InvalidParam(format!("Unsupported request type {kind:?}")));
+        }
+        let mut instances = Vec::new();
+        for i in req.instances.unwrap_or_default() {
+            let i = i.into_domain(&key)?;
+            if !i.ephemeral {
+                return Err(Error::InvalidParam("batch registration takes ephemeral instances only".into()));
+            }
+            instances.push(i);
+        }
+        if kind == "batchDeregisterInstance" {
+            instances.clear();
+        }
+        self.registry.publish(&ClientId::Conn(ctx.conn), &key, instances);
+        Ok(wire::json_payload("BatchInstanceResponse", &TypedResponse { base: ResponseBase::ok(rid), kind: &kind }))
+    }
+
+    fn subscribe(&self, ctx: &RequestCtx, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let req: SubscribeServiceRequest = parse(body)?;
+        let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
+        let clusters = req.clusters.unwrap_or_default();
+        if req.subscribe {
+            self.registry.subscribe(ctx.conn, &key, &clusters);
+        } else {
+            self.registry.unsubscribe(ctx.conn, &key);
+        }
+        let sel = self.registry.query(&key, &parse_clusters(&clusters), false).unwrap_or_default();
+        let base = ResponseBase { message: Some("success"), ..ResponseBase::ok(rid) };
+        let info = ServiceInfoOut::new(&key, NameStyle::Bare, &clusters, &sel, self.registry.ref_time());
+        Ok(wire::json_payload("SubscribeServiceResponse", &ServiceInfoResponse { base, service_info: info }))
+    }
+
+    fn query(&self, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let req: ServiceQueryRequest = parse(body)?;
+        let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
+        let clusters = req.cluster.unwrap_or_default();
+        let sel: Selection =
+            self.registry.query(&key, &parse_clusters(&clusters), req.healthy_only).unwrap_or_default();
+        let info = ServiceInfoOut::new(&key, NameStyle::Bare, &clusters, &sel, self.registry.ref_time());
+        Ok(wire::json_payload("QueryServiceResponse", &ServiceInfoResponse { base: ResponseBase::ok(rid), service_info: info }))
+    }
+
+    fn list(&self, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let req: ServiceListRequest = parse(body)?;
+        let ns = req.namespace.unwrap_or_default();
+        let group = req.group_name.unwrap_or_default();
+        let scope = service_key(&ns, &group, "x")?;
+        let page_no = req.page_no.unwrap_or(1).max(1) as usize;
+        let page_size = req.page_size.unwrap_or(10).clamp(1, 10_000) as usize;
+        let (count, names) = self.registry.list_services(&scope, page_no, page_size);
+        // Nacos pages grouped names and strips the group (`ServiceUtil.pageServiceName`).
+        Ok(wire::json_payload("ServiceListResponse", &ServiceListResponse { base: ResponseBase::ok(rid), count, service_names: names }))
+    }
+}
+
+impl Dispatch for GrpcApi {
+    async fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8]) -> Payload {
+        let rid = wire::request_id_of(body);
+        let rid = rid.as_deref();
+        let result = match ty {
+            "InstanceRequest" => self.instance(ctx, body, rid),
+            "BatchInstanceRequest" => self.batch(ctx, body, rid),
+            "SubscribeServiceRequest" => self.subscribe(ctx, body, rid),
+            "ServiceQueryRequest" => self.query(body, rid),
+            "ServiceListRequest" => self.list(body, rid),
+            "PersistentInstanceRequest" => Err(Error::Unsupported(
+                "PersistentInstanceRequest is not supported by this node yet; register persistent instances over HTTP v1".into(),
+            )),
+            _ => return wire::error_response(302, &format!("RequestHandler Not Found for type {ty:?}"), rid),
+        };
+        result.unwrap_or_else(|e| wire::error_response(e.nacos_code(), &e.to_string(), rid))
+    }
+
+    fn label(&self, ty: &str) -> &'static str {
+        REQUEST_TYPES.iter().find(|t| **t == ty).copied().unwrap_or("unknown")
+    }
+}

@@ -1,0 +1,7 @@
+//! The edges: Nacos wire shapes, gRPC handlers, HTTP handlers, and the push paths.
+
+pub mod dto;
+pub mod grpc;
+pub mod http;
+pub mod push;
+pub mod udp;

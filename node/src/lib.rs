@@ -1,0 +1,22 @@
+//! Cairn registry node: a Nacos-compatible service registry (and, later, configuration center).
+//!
+//! Layers, top to bottom:
+//! - [`node`]: assembly, lifecycle and shutdown;
+//! - [`api`]: the edges — Nacos JSON shapes, gRPC handlers, HTTP v1 handlers, gRPC/UDP push;
+//! - [`remote`]: the Nacos client gRPC transport (connections, setup, detection, acks);
+//! - [`naming`]: the registry domain, free of wire formats;
+//! - [`config`], [`metrics`], [`error`]: shared plumbing.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod naming;
+pub mod node;
+pub mod remote;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use node::Node;

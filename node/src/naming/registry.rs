@@ -1,0 +1,525 @@
+//! The in-memory naming registry: services, their publishers (gRPC connections or v1 heartbeat
+//! clients) and gRPC subscribers. Every change marks the service in a [`DirtySet`] for push.
+//!
+//! Locking: the service map is an `RwLock` (read for lookups); each service has its own mutex;
+//! the client index has one mutex. Order: service map → service → client index.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::naming::dirty::{DirtySet, PushTask};
+use crate::naming::model::{ClientId, Instance, Selection, ServiceKey, ServiceMeta, select};
+
+/// Timing settings of the registry.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Default v1 heartbeat timeout (unhealthy after).
+    pub beat_timeout: Duration,
+    /// Default v1 delete timeout (removed after).
+    pub delete_timeout: Duration,
+    /// Implicit empty services are dropped after this long.
+    pub empty_service_clean: Duration,
+}
+
+struct Publication {
+    instances: Vec<Instance>,
+    last_beat: Instant,
+}
+
+struct ServiceState {
+    publishers: HashMap<ClientId, Publication>,
+    /// gRPC subscribers: connection → cluster filter.
+    subscribers: HashMap<u64, Arc<str>>,
+    /// Explicit service settings (created through the service API), else implicit.
+    meta: Option<ServiceMeta>,
+    snapshot: Option<Arc<[Instance]>>,
+    instance_count: usize,
+    last_change: Instant,
+}
+
+impl ServiceState {
+    fn new() -> Self {
+        ServiceState {
+            publishers: HashMap::new(),
+            subscribers: HashMap::new(),
+            meta: None,
+            snapshot: None,
+            instance_count: 0,
+            last_change: Instant::now(),
+        }
+    }
+
+    fn instances(&mut self) -> Arc<[Instance]> {
+        if let Some(s) = &self.snapshot {
+            return s.clone();
+        }
+        let mut all: Vec<Instance> = self.publishers.values().flat_map(|p| p.instances.iter().cloned()).collect();
+        all.sort_by(|a, b| (&a.ip, a.port, &a.cluster).cmp(&(&b.ip, b.port, &b.cluster)));
+        let snap: Arc<[Instance]> = all.into();
+        self.snapshot = Some(snap.clone());
+        snap
+    }
+
+    /// Call after changing publishers: drops the snapshot, returns the instance-count delta.
+    fn changed(&mut self) -> i64 {
+        self.snapshot = None;
+        self.last_change = Instant::now();
+        let count: usize = self.publishers.values().map(|p| p.instances.len()).sum();
+        let delta = count as i64 - self.instance_count as i64;
+        self.instance_count = count;
+        delta
+    }
+
+    fn protect(&self) -> Option<f32> {
+        self.meta.as_ref().map(|m| m.protect_threshold)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.publishers.is_empty() && self.subscribers.is_empty() && self.meta.is_none()
+    }
+}
+
+#[derive(Default)]
+struct ClientIndex {
+    published: HashSet<ServiceKey>,
+    subscribed: HashSet<ServiceKey>,
+}
+
+/// A service's data for push: current instances, protect threshold and gRPC subscribers.
+pub struct PushView {
+    /// All instances (unfiltered).
+    pub instances: Arc<[Instance]>,
+    /// Protect threshold when the service has explicit metadata.
+    pub protect: Option<f32>,
+    /// Subscribers (connection, cluster filter).
+    pub subscribers: Vec<(u64, Arc<str>)>,
+}
+
+/// Counts for `/v1/ns/operator/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Services.
+    pub services: usize,
+    /// Instances.
+    pub instances: usize,
+    /// gRPC subscriptions.
+    pub subscribers: usize,
+    /// Clients with publications or subscriptions.
+    pub clients: usize,
+    /// Of which gRPC connections.
+    pub connection_clients: usize,
+    /// Of which v1 heartbeat clients.
+    pub beat_clients: usize,
+}
+
+/// The naming registry.
+pub struct Registry {
+    ref_clock: std::sync::atomic::AtomicI64,
+    services: RwLock<HashMap<ServiceKey, Arc<Mutex<ServiceState>>>>,
+    clients: Mutex<HashMap<ClientId, ClientIndex>>,
+    dirty: Arc<DirtySet>,
+    metrics: Metrics,
+    settings: Settings,
+}
+
+impl Registry {
+    /// Creates an empty registry.
+    pub fn new(settings: Settings, metrics: Metrics, dirty: Arc<DirtySet>) -> Self {
+        Registry { ref_clock: Default::default(), services: RwLock::default(), clients: Mutex::default(), dirty, metrics, settings }
+    }
+
+    /// A strictly increasing `lastRefTime` (epoch ms): clients drop ServiceInfo whose
+    /// `lastRefTime` is not newer than what they hold, so two renders in one millisecond must differ.
+    pub fn ref_time(&self) -> i64 {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut prev = self.ref_clock.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self.ref_clock.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// The queue of services to push.
+    pub fn dirty(&self) -> &Arc<DirtySet> {
+        &self.dirty
+    }
+
+    fn get(&self, key: &ServiceKey) -> Option<Arc<Mutex<ServiceState>>> {
+        self.services.read().get(key).cloned()
+    }
+
+    fn get_or_create(&self, key: &ServiceKey) -> Arc<Mutex<ServiceState>> {
+        if let Some(s) = self.get(key) {
+            return s;
+        }
+        let mut map = self.services.write();
+        let len_before = map.len();
+        let s = map.entry(key.clone()).or_insert_with(|| Arc::new(Mutex::new(ServiceState::new()))).clone();
+        if map.len() != len_before {
+            self.metrics.services.set(map.len() as i64);
+        }
+        s
+    }
+
+    fn mark(&self, key: &ServiceKey) {
+        self.dirty.mark(PushTask { key: key.clone(), only: None });
+    }
+
+    fn index_publish(&self, client: &ClientId, key: &ServiceKey, present: bool) {
+        let mut clients = self.clients.lock();
+        if present {
+            clients.entry(client.clone()).or_default().published.insert(key.clone());
+        } else if let Some(ix) = clients.get_mut(client) {
+            ix.published.remove(key);
+            if ix.published.is_empty() && ix.subscribed.is_empty() {
+                clients.remove(client);
+            }
+        }
+    }
+
+    /// Replaces `client`'s instances in a service with `instances` (empty removes them).
+    /// A gRPC connection or a v1 client holds one publication per service, as in Nacos.
+    pub fn publish(&self, client: &ClientId, key: &ServiceKey, instances: Vec<Instance>) {
+        let svc = self.get_or_create(key);
+        let present = !instances.is_empty();
+        {
+            let mut s = svc.lock();
+            if present {
+                s.publishers.insert(client.clone(), Publication { instances, last_beat: Instant::now() });
+            } else if s.publishers.remove(client).is_none() {
+                return;
+            }
+            let delta = s.changed();
+            self.metrics.instances.add(delta);
+        }
+        self.index_publish(client, key, present);
+        self.mark(key);
+    }
+
+    /// Adds or replaces one endpoint (ip, port, cluster) in `client`'s publication.
+    pub fn upsert(&self, client: &ClientId, key: &ServiceKey, inst: Instance) {
+        let svc = self.get_or_create(key);
+        {
+            let mut s = svc.lock();
+            let p = s
+                .publishers
+                .entry(client.clone())
+                .or_insert_with(|| Publication { instances: Vec::new(), last_beat: Instant::now() });
+            p.instances.retain(|i| !i.same_endpoint(&inst.ip, inst.port, &inst.cluster));
+            p.instances.push(inst);
+            p.last_beat = Instant::now();
+            let delta = s.changed();
+            self.metrics.instances.add(delta);
+        }
+        self.index_publish(client, key, true);
+        self.mark(key);
+    }
+
+    /// Removes one endpoint from `client`'s publication; `true` when something was removed.
+    pub fn remove_endpoint(&self, client: &ClientId, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> bool {
+        let Some(svc) = self.get(key) else { return false };
+        let now_empty;
+        {
+            let mut s = svc.lock();
+            let Some(p) = s.publishers.get_mut(client) else { return false };
+            let before = p.instances.len();
+            p.instances.retain(|i| !i.same_endpoint(ip, port, cluster));
+            if p.instances.len() == before {
+                return false;
+            }
+            now_empty = p.instances.is_empty();
+            if now_empty {
+                s.publishers.remove(client);
+            }
+            let delta = s.changed();
+            self.metrics.instances.add(delta);
+        }
+        if now_empty {
+            self.index_publish(client, key, false);
+        }
+        self.mark(key);
+        true
+    }
+
+    /// Subscribes a gRPC connection. The subscription is in place before the caller reads the
+    /// current state for its reply, so every later change reaches it by push; no extra initial
+    /// push is sent (it would arrive with an older `lastRefTime` than the reply).
+    pub fn subscribe(&self, conn: u64, key: &ServiceKey, clusters: &str) {
+        let svc = self.get_or_create(key);
+        let added = svc.lock().subscribers.insert(conn, clusters.into()).is_none();
+        if added {
+            self.metrics.subscribers.inc();
+            self.clients.lock().entry(ClientId::Conn(conn)).or_default().subscribed.insert(key.clone());
+        }
+    }
+
+    /// Removes a gRPC subscription.
+    pub fn unsubscribe(&self, conn: u64, key: &ServiceKey) {
+        let Some(svc) = self.get(key) else { return };
+        if svc.lock().subscribers.remove(&conn).is_some() {
+            self.metrics.subscribers.dec();
+            let client = ClientId::Conn(conn);
+            let mut clients = self.clients.lock();
+            if let Some(ix) = clients.get_mut(&client) {
+                ix.subscribed.remove(key);
+                if ix.published.is_empty() && ix.subscribed.is_empty() {
+                    clients.remove(&client);
+                }
+            }
+        }
+    }
+
+    /// Drops everything a client published or subscribed (connection closed, client expired).
+    pub fn client_gone(&self, client: &ClientId) {
+        let Some(ix) = self.clients.lock().remove(client) else { return };
+        for key in &ix.published {
+            if let Some(svc) = self.get(key) {
+                let mut s = svc.lock();
+                if s.publishers.remove(client).is_some() {
+                    let delta = s.changed();
+                    self.metrics.instances.add(delta);
+                    drop(s);
+                    self.mark(key);
+                }
+            }
+        }
+        if let ClientId::Conn(conn) = client {
+            for key in &ix.subscribed {
+                if let Some(svc) = self.get(key) {
+                    if svc.lock().subscribers.remove(conn).is_some() {
+                        self.metrics.subscribers.dec();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Selects instances of a service; `None` when the service does not exist.
+    pub fn query(&self, key: &ServiceKey, clusters: &[String], healthy_only: bool) -> Option<Selection> {
+        let svc = self.get(key)?;
+        let (all, protect) = {
+            let mut s = svc.lock();
+            (s.instances(), s.protect())
+        };
+        Some(select(&all, clusters, healthy_only, protect))
+    }
+
+    /// Finds one instance by endpoint, across publishers.
+    pub fn find_instance(&self, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> Option<Instance> {
+        let svc = self.get(key)?;
+        let mut s = svc.lock();
+        s.instances().iter().find(|i| i.same_endpoint(ip, port, cluster)).cloned()
+    }
+
+    /// Applies `f` to every instance at an endpoint (any publisher); `false` when none matched.
+    pub fn update_instance(&self, key: &ServiceKey, ip: &str, port: u16, cluster: &str, f: impl Fn(&mut Instance)) -> bool {
+        let Some(svc) = self.get(key) else { return false };
+        let mut found = false;
+        {
+            let mut s = svc.lock();
+            for p in s.publishers.values_mut() {
+                for i in p.instances.iter_mut().filter(|i| i.same_endpoint(ip, port, cluster)) {
+                    f(i);
+                    found = true;
+                }
+            }
+            if found {
+                s.changed();
+            }
+        }
+        if found {
+            self.mark(key);
+        }
+        found
+    }
+
+    /// What a push needs; `None` when the service is gone.
+    pub fn push_view(&self, key: &ServiceKey) -> Option<PushView> {
+        let svc = self.get(key)?;
+        let mut s = svc.lock();
+        Some(PushView {
+            instances: s.instances(),
+            protect: s.protect(),
+            subscribers: s.subscribers.iter().map(|(c, cl)| (*c, cl.clone())).collect(),
+        })
+    }
+
+    /// Renews a v1 heartbeat client's instance; `false` when it is not registered.
+    pub fn beat(&self, client: &ClientId, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> bool {
+        let Some(svc) = self.get(key) else { return false };
+        let revived;
+        {
+            let mut s = svc.lock();
+            let Some(p) = s.publishers.get_mut(client) else { return false };
+            let Some(i) = p.instances.iter_mut().find(|i| i.same_endpoint(ip, port, cluster)) else { return false };
+            p.last_beat = Instant::now();
+            revived = !i.healthy;
+            i.healthy = true;
+            if revived {
+                s.changed();
+            }
+        }
+        if revived {
+            self.mark(key);
+        }
+        true
+    }
+
+    /// Periodic work: v1 heartbeat expiry (unhealthy, then removed) and dropping idle services.
+    pub fn sweep(&self, now: Instant) {
+        let services: Vec<(ServiceKey, Arc<Mutex<ServiceState>>)> =
+            self.services.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut idle = Vec::new();
+        for (key, svc) in services {
+            let mut removed_clients = Vec::new();
+            let mut changed = false;
+            {
+                let mut s = svc.lock();
+                for (client, p) in s.publishers.iter_mut() {
+                    if !matches!(client, ClientId::Beat(_)) {
+                        continue;
+                    }
+                    let silent = now.saturating_duration_since(p.last_beat);
+                    let before = p.instances.len();
+                    p.instances.retain(|i| {
+                        silent < Duration::from_millis(i.delete_timeout_ms(self.settings.delete_timeout.as_millis() as u64))
+                    });
+                    changed |= p.instances.len() != before;
+                    for i in p.instances.iter_mut() {
+                        let limit = Duration::from_millis(i.beat_timeout_ms(self.settings.beat_timeout.as_millis() as u64));
+                        if i.healthy && silent >= limit {
+                            i.healthy = false;
+                            changed = true;
+                        }
+                    }
+                    if p.instances.is_empty() {
+                        removed_clients.push(client.clone());
+                    }
+                }
+                for c in &removed_clients {
+                    s.publishers.remove(c);
+                }
+                if changed {
+                    let delta = s.changed();
+                    self.metrics.instances.add(delta);
+                }
+                if s.is_idle() && now.saturating_duration_since(s.last_change) >= self.settings.empty_service_clean {
+                    idle.push(key.clone());
+                }
+            }
+            for c in &removed_clients {
+                self.index_publish(c, &key, false);
+            }
+            if changed {
+                self.mark(&key);
+            }
+        }
+        if !idle.is_empty() {
+            let mut map = self.services.write();
+            for key in idle {
+                let still_idle = map.get(&key).is_some_and(|s| s.lock().is_idle());
+                if still_idle {
+                    map.remove(&key);
+                }
+            }
+            self.metrics.services.set(map.len() as i64);
+        }
+    }
+
+    /// Service names (bare) in a namespace and group, sorted, paged (1-based page).
+    pub fn list_services(&self, namespace: &ServiceKey, page_no: usize, page_size: usize) -> (usize, Vec<String>) {
+        let mut names: Vec<String> = self
+            .services
+            .read()
+            .keys()
+            .filter(|k| k.namespace == namespace.namespace && k.group == namespace.group)
+            .map(|k| k.name.to_string())
+            .collect();
+        names.sort_unstable();
+        let count = names.len();
+        let start = page_no.saturating_sub(1).saturating_mul(page_size);
+        let page = names.into_iter().skip(start).take(page_size).collect();
+        (count, page)
+    }
+
+    /// Creates an explicit service; fails when the service exists.
+    pub fn create_service(&self, key: &ServiceKey, meta: ServiceMeta) -> Result<()> {
+        let mut map = self.services.write();
+        if map.contains_key(key) {
+            return Err(Error::Conflict(format!("specified service {} already exists", key.grouped_name())));
+        }
+        let mut s = ServiceState::new();
+        s.meta = Some(meta);
+        map.insert(key.clone(), Arc::new(Mutex::new(s)));
+        self.metrics.services.set(map.len() as i64);
+        Ok(())
+    }
+
+    /// Updates a service's settings (making it explicit).
+    pub fn update_service(&self, key: &ServiceKey, meta: ServiceMeta) -> Result<()> {
+        let svc = self.get(key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+        svc.lock().meta = Some(meta);
+        self.mark(key);
+        Ok(())
+    }
+
+    /// Deletes a service that holds no instances.
+    pub fn delete_service(&self, key: &ServiceKey) -> Result<()> {
+        let mut map = self.services.write();
+        let svc = map.get(key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+        let mut s = svc.lock();
+        if !s.publishers.is_empty() {
+            return Err(Error::Conflict(format!(
+                "Service {} is not empty, can't be delete. Please unregister instance first",
+                key.grouped_name()
+            )));
+        }
+        s.meta = None;
+        let remove = s.subscribers.is_empty();
+        drop(s);
+        if remove {
+            map.remove(key);
+        }
+        self.metrics.services.set(map.len() as i64);
+        Ok(())
+    }
+
+    /// A service's settings and cluster names; `None` when it does not exist.
+    pub fn get_service(&self, key: &ServiceKey) -> Option<(ServiceMeta, Vec<String>)> {
+        let svc = self.get(key)?;
+        let mut s = svc.lock();
+        let mut clusters: Vec<String> = s.instances().iter().map(|i| i.cluster.clone()).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        Some((s.meta.clone().unwrap_or_default(), clusters))
+    }
+
+    /// Totals for the operator metrics endpoint.
+    pub fn counts(&self) -> Counts {
+        let clients = self.clients.lock();
+        let connection_clients = clients.keys().filter(|c| matches!(c, ClientId::Conn(_))).count();
+        Counts {
+            services: self.services.read().len(),
+            instances: self.metrics.instances.get().max(0) as usize,
+            subscribers: self.metrics.subscribers.get().max(0) as usize,
+            clients: clients.len(),
+            connection_clients,
+            beat_clients: clients.len() - connection_clients,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

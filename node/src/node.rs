@@ -1,0 +1,207 @@
+//! Assembles a node: binds the listeners, wires registry, transport, handlers and background
+//! workers, and runs them until shutdown. Every component runs as a task in one [`JoinSet`]
+//! and stops on one [`CancellationToken`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_proto::nacos::bi_request_stream_server::BiRequestStreamServer;
+use cairn_proto::nacos::request_server::RequestServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::grpc::GrpcApi;
+use crate::api::http::{self, HttpState};
+use crate::api::push::Pusher;
+use crate::api::udp::UdpPush;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::naming::{ClientId, DirtySet, Registry, Settings};
+use crate::remote::detect::{self, DetectSettings};
+use crate::remote::io::TrackedIo;
+use crate::remote::{Connections, GrpcServer};
+
+/// A running node.
+pub struct Node {
+    cancel: CancellationToken,
+    tasks: JoinSet<Result<()>>,
+    ready: Arc<AtomicBool>,
+    conns: Arc<Connections>,
+    grace: Duration,
+    /// Bound HTTP address.
+    pub http_addr: std::net::SocketAddr,
+    /// Bound client gRPC address.
+    pub grpc_addr: std::net::SocketAddr,
+}
+
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
+}
+
+impl Node {
+    /// Binds every port and starts serving. Readiness turns on once all listeners are bound.
+    pub async fn start(config: Config, metrics: Metrics) -> Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| Error::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let http_listener = bind("HTTP", config.http_addr()).await?;
+        let grpc_listener = bind("client gRPC", config.client_grpc_addr()).await?;
+        let http_addr = http_listener.local_addr().map_err(|source| Error::Bind { what: "HTTP", addr: config.http_addr(), source })?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|source| Error::Bind { what: "client gRPC", addr: config.client_grpc_addr(), source })?;
+
+        let config = Arc::new(config);
+        let cancel = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let settings = Settings {
+            beat_timeout: Config::ms(config.beat_timeout_ms),
+            delete_timeout: Config::ms(config.ip_delete_timeout_ms),
+            empty_service_clean: Config::ms(config.empty_service_clean_ms),
+        };
+        let registry = Arc::new(Registry::new(settings, metrics.clone(), Arc::new(DirtySet::default())));
+        let conns = Arc::new(Connections::new(metrics.clone()));
+        {
+            let registry = registry.clone();
+            conns.on_unregister(move |num| registry.client_gone(&ClientId::Conn(num)));
+        }
+        let udp = Arc::new(
+            UdpPush::bind(config.bind, Config::ms(config.udp_subscriber_ttl_ms), metrics.clone())
+                .await
+                .map_err(|source| Error::Bind { what: "UDP push", addr: config.http_addr(), source })?,
+        );
+
+        let mut tasks = JoinSet::new();
+
+        let svc = GrpcServer::new(
+            conns.clone(),
+            Arc::new(GrpcApi::new(registry.clone())),
+            metrics.clone(),
+            ready.clone(),
+            cancel.clone(),
+        );
+        let max = config.max_body_bytes;
+        let grpc = tonic::transport::Server::builder()
+            .add_service(RequestServer::new(svc.clone()).max_decoding_message_size(max))
+            .add_service(BiRequestStreamServer::new(svc).max_decoding_message_size(max));
+        let incoming = accept_stream(grpc_listener, conns.clone());
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            grpc.serve_with_incoming_shutdown(incoming, c.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve { what: "client gRPC", message: e.to_string() })
+        });
+
+        let state = HttpState {
+            registry: registry.clone(),
+            udp: udp.clone(),
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            config: config.clone(),
+        };
+        let router = http::router(state);
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            axum::serve(http_listener, router)
+                .with_graceful_shutdown(c.cancelled_owned())
+                .await
+                .map_err(|e| Error::Serve { what: "HTTP", message: e.to_string() })
+        });
+
+        let pusher = Pusher {
+            registry: registry.clone(),
+            conns: conns.clone(),
+            udp: udp.clone(),
+            metrics: metrics.clone(),
+            timeout: Config::ms(config.push_timeout_ms),
+        };
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            pusher.run(c).await;
+            Ok(())
+        });
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            udp.run(c).await;
+            Ok(())
+        });
+        let detect_settings =
+            DetectSettings { idle: Config::ms(config.client_idle_ms), timeout: Config::ms(config.push_timeout_ms) };
+        let (c, cn, m) = (cancel.clone(), conns.clone(), metrics.clone());
+        tasks.spawn(async move {
+            detect::run(cn, m, detect_settings, c).await;
+            Ok(())
+        });
+        let (c, r) = (cancel.clone(), registry.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => r.sweep(Instant::now()),
+                    _ = c.cancelled() => return Ok(()),
+                }
+            }
+        });
+
+        ready.store(true, Ordering::Release);
+        tracing::info!(%http_addr, %grpc_addr, "cairn-node serving (standalone)");
+        Ok(Node { cancel, tasks, ready, conns, grace: Config::ms(config.shutdown_grace_ms), http_addr, grpc_addr })
+    }
+
+    /// Waits until a component fails or the token is cancelled from outside.
+    pub async fn wait_failure(&mut self) -> Result<()> {
+        match self.tasks.join_next().await {
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(Error::Serve { what: "task", message: e.to_string() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Graceful shutdown: readiness off, `ConnectResetRequest` to every client, wait (up to the
+    /// grace period) for clients to leave, then stop every component.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.ready.store(false, Ordering::Release);
+        let asked = detect::reset_all(&self.conns, self.grace);
+        tracing::info!(clients = asked, "shutting down: asked clients to reconnect elsewhere");
+        let deadline = Instant::now() + self.grace;
+        while !self.conns.registered().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.cancel.cancel();
+        let drain = async {
+            while let Some(r) = self.tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(error = %e, "component stopped with an error");
+                }
+            }
+        };
+        if tokio::time::timeout(self.grace, drain).await.is_err() {
+            tracing::warn!("components did not stop within the grace period; aborting them");
+            self.tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+fn accept_stream(
+    listener: TcpListener,
+    conns: Arc<Connections>,
+) -> impl futures::Stream<Item = std::io::Result<TrackedIo>> + Send + 'static {
+    futures::stream::unfold((listener, conns), |(listener, conns)| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => match TrackedIo::new(stream, conns.clone()) {
+                    Ok(io) => return Some((Ok(io), (listener, conns))),
+                    Err(e) => tracing::debug!(error = %e, "dropping a connection that closed during accept"),
+                },
+                Err(e) => {
+                    // e.g. too many open files: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
