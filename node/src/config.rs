@@ -87,12 +87,12 @@ impl Config {
                 u16::MAX - CLUSTER_GRPC_OFFSET
             )));
         }
-        if let Some(m) = &self.members {
-            if !m.trim().is_empty() {
-                return Err(Error::Config(
-                    "--members: cluster mode is not available in this build; omit it to run standalone".into(),
-                ));
-            }
+        if let Some(m) = &self.members
+            && !m.trim().is_empty()
+        {
+            return Err(Error::Config(
+                "--members: cluster mode is not available in this build; omit it to run standalone".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::Config("--max-body-bytes must be at least 1024".into()));

@@ -4,6 +4,10 @@
 //! Native metrics are named `cairn_*`; the `nacos_monitor{module,name}` gauge family mirrors the
 //! names Nacos exposes on `/nacos/actuator/prometheus` so existing dashboards keep working.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -38,12 +42,20 @@ pub struct Metrics {
     /// Connections closed by client detection.
     pub detection_evictions: IntCounter,
     nacos_monitor: GaugeVec,
+    /// Resolved per-label handles, so the hot path does not hash label values per request.
+    resolved: Arc<RwLock<HashMap<String, HashMap<String, RequestHandles>>>>,
+}
+
+#[derive(Clone)]
+struct RequestHandles {
+    ok: IntCounter,
+    error: IntCounter,
+    seconds: Histogram,
 }
 
 fn histogram(name: &str, help: &str) -> HistogramOpts {
-    HistogramOpts::new(name, help).buckets(vec![
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    ])
+    HistogramOpts::new(name, help)
+        .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
 }
 
 impl Metrics {
@@ -86,6 +98,7 @@ impl Metrics {
                 Opts::new("nacos_monitor", "Nacos-compatible monitor gauges"),
                 &["module", "name"],
             )?,
+            resolved: Arc::default(),
             registry,
         };
         m.registry.register(Box::new(m.grpc_transports.clone()))?;
@@ -105,9 +118,28 @@ impl Metrics {
 
     /// Counts one request and its latency.
     pub fn observe_request(&self, transport: &str, ty: &str, ok: bool, seconds: f64) {
-        let result = if ok { "ok" } else { "error" };
-        self.requests.with_label_values(&[transport, ty, result]).inc();
-        self.request_seconds.with_label_values(&[transport, ty]).observe(seconds);
+        let cached = {
+            let map = self.resolved.read();
+            map.get(transport).and_then(|m| m.get(ty)).cloned()
+        };
+        let h = match cached {
+            Some(h) => h,
+            None => {
+                let h = RequestHandles {
+                    ok: self.requests.with_label_values(&[transport, ty, "ok"]),
+                    error: self.requests.with_label_values(&[transport, ty, "error"]),
+                    seconds: self.request_seconds.with_label_values(&[transport, ty]),
+                };
+                self.resolved.write().entry(transport.to_owned()).or_default().insert(ty.to_owned(), h.clone());
+                h
+            }
+        };
+        if ok {
+            h.ok.inc()
+        } else {
+            h.error.inc()
+        }
+        h.seconds.observe(seconds);
     }
 
     /// Refreshes the `nacos_monitor` gauges from the native metrics.
@@ -124,7 +156,8 @@ impl Metrics {
         set("naming", "totalPush", (ok + failed) as f64);
         set("naming", "failedPush", failed as f64);
         let h = &self.push_ack_seconds;
-        let avg_ms = if h.get_sample_count() > 0 { h.get_sample_sum() / h.get_sample_count() as f64 * 1000.0 } else { 0.0 };
+        let avg_ms =
+            if h.get_sample_count() > 0 { h.get_sample_sum() / h.get_sample_count() as f64 * 1000.0 } else { 0.0 };
         set("naming", "avgPushCost", avg_ms);
         set("naming", "leaderStatus", 1.0);
         set("core", "longConnection", self.grpc_connections.get() as f64);

@@ -48,10 +48,16 @@ impl Node {
             .map_err(|source| Error::DataDir { path: config.data_dir.display().to_string(), source })?;
         let http_listener = bind("HTTP", config.http_addr()).await?;
         let grpc_listener = bind("client gRPC", config.client_grpc_addr()).await?;
-        let http_addr = http_listener.local_addr().map_err(|source| Error::Bind { what: "HTTP", addr: config.http_addr(), source })?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|source| Error::Bind { what: "client gRPC", addr: config.client_grpc_addr(), source })?;
+        let http_addr = http_listener.local_addr().map_err(|source| Error::Bind {
+            what: "HTTP",
+            addr: config.http_addr(),
+            source,
+        })?;
+        let grpc_addr = grpc_listener.local_addr().map_err(|source| Error::Bind {
+            what: "client gRPC",
+            addr: config.client_grpc_addr(),
+            source,
+        })?;
 
         let config = Arc::new(config);
         let cancel = CancellationToken::new();
@@ -194,7 +200,9 @@ fn accept_stream(
             match listener.accept().await {
                 Ok((stream, _)) => match TrackedIo::new(stream, conns.clone()) {
                     Ok(io) => return Some((Ok(io), (listener, conns))),
-                    Err(e) => tracing::debug!(error = %e, "dropping a connection that closed during accept"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "dropping a connection that closed during accept")
+                    }
                 },
                 Err(e) => {
                     // e.g. too many open files: back off instead of spinning.

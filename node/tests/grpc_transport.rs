@@ -102,7 +102,9 @@ impl Client {
     }
 
     async fn ack(&mut self, ty: &str, body: &Value) {
-        let Some(rid) = body["requestId"].as_str() else { return };
+        let Some(rid) = body["requestId"].as_str() else {
+            return;
+        };
         let resp_ty = ty.replace("Request", "Response");
         let resp = json!({"resultCode": 200, "errorCode": 0, "requestId": rid, "success": true});
         let _ = self.tx.send(payload(&resp_ty, &serde_json::to_vec(&resp).unwrap())).await;
@@ -256,7 +258,10 @@ async fn naming_requests_and_pushes() {
         .await;
     assert!(hosts(&q["serviceInfo"]).is_empty());
     let (ty, l) = sub
-        .call("ServiceListRequest", json!({"namespace": "public", "groupName": "DEFAULT_GROUP", "pageNo": 1, "pageSize": 10}))
+        .call(
+            "ServiceListRequest",
+            json!({"namespace": "public", "groupName": "DEFAULT_GROUP", "pageNo": 1, "pageSize": 10}),
+        )
         .await;
     assert_eq!(ty, "ServiceListResponse");
     assert_eq!(l["count"], 1);
@@ -292,7 +297,11 @@ async fn silent_clients_are_detected_and_dropped() {
     let push = watcher.expect_push("NotifySubscriberRequest", Duration::from_secs(8)).await.expect("eviction push");
     assert!(hosts(&push["serviceInfo"]).is_empty());
     let (ty, b) = silent.call("HealthCheckRequest", json!({})).await;
-    assert_eq!((ty.as_str(), b["errorCode"].as_i64()), ("ErrorResponse", Some(301)), "evicted connection is unregistered");
+    assert_eq!(
+        (ty.as_str(), b["errorCode"].as_i64()),
+        ("ErrorResponse", Some(301)),
+        "evicted connection is unregistered"
+    );
     let (ty, _) = watcher.call("HealthCheckRequest", json!({})).await;
     assert_eq!(ty, "HealthCheckResponse", "a client that answers detection stays registered");
     let metrics = reqwest::get(format!("{}/metrics", n.http_base())).await.unwrap().text().await.unwrap();

@@ -105,11 +105,22 @@ pub fn killed_client_disappears(h: &Harness, server: &str, service: &str, port: 
     let port = port.to_string();
     let mut watch = h.spawn(server, "watch", &[service, "127.0.0.1", &port]);
     let mut hold = h.spawn(server, "hold", &[service, "127.0.0.1", &port]);
-    assert!(hold.wait_line("REGISTERED", Duration::from_secs(60)).is_some(), "{}: hold failed: {:?}", h.name, hold.seen);
-    assert!(watch.wait_line("SEEN", Duration::from_secs(30)).is_some(), "{}: watcher never saw the instance: {:?}", h.name, watch.seen);
+    assert!(
+        hold.wait_line("REGISTERED", Duration::from_secs(60)).is_some(),
+        "{}: hold failed: {:?}",
+        h.name,
+        hold.seen
+    );
+    assert!(
+        watch.wait_line("SEEN", Duration::from_secs(30)).is_some(),
+        "{}: watcher never saw the instance: {:?}",
+        h.name,
+        watch.seen
+    );
     let killed = Instant::now();
     hold.kill9();
     let gone = watch.wait_line("GONE", Duration::from_secs(30));
-    let gone = gone.unwrap_or_else(|| panic!("{}: the killed client's instance was not removed: {:?}", h.name, watch.seen));
+    let gone =
+        gone.unwrap_or_else(|| panic!("{}: the killed client's instance was not removed: {:?}", h.name, watch.seen));
     gone.saturating_duration_since(killed)
 }

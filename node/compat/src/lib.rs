@@ -32,7 +32,9 @@ pub fn require_tool(tool: &str, probe: &[&str]) -> bool {
     if require_all() {
         panic!("required tool `{tool}` is missing (CAIRN_REQUIRE_ALL=1)");
     }
-    eprintln!("\n!!!!! SKIPPED: `{tool}` is not installed; this test did not run. Set CAIRN_REQUIRE_ALL=1 to fail instead. !!!!!\n");
+    eprintln!(
+        "\n!!!!! SKIPPED: `{tool}` is not installed; this test did not run. Set CAIRN_REQUIRE_ALL=1 to fail instead. !!!!!\n"
+    );
     false
 }
 

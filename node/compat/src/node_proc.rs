@@ -32,7 +32,7 @@ fn free_port_pair(ip: Ipv4Addr) -> u16 {
     loop {
         let l = TcpListener::bind((ip, 0)).expect("bind probe");
         let p = l.local_addr().expect("addr").port();
-        if p > 64000 || p < 1024 {
+        if !(1024..=64000).contains(&p) {
             continue;
         }
         if TcpListener::bind((ip, p + 1000)).is_ok() && TcpListener::bind((ip, p + 1001)).is_ok() {

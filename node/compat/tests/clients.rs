@@ -70,7 +70,8 @@ fn go_nacos_sdk() {
         return;
     }
     let dir = workspace_root().join("node/compat/go");
-    let status = Command::new("go").args(["build", "-o", "bin/harness", "."]).current_dir(&dir).status().expect("run go");
+    let status =
+        Command::new("go").args(["build", "-o", "bin/harness", "."]).current_dir(&dir).status().expect("run go");
     assert!(status.success(), "go build of the Go harness failed");
     let h = Harness { name: "go-nacos-sdk-go-2.3.5".into(), program: dir.join("bin/harness"), prefix: vec![] };
     check_client(&h, "go", 7301);

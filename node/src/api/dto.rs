@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::naming::model::{DEFAULT_CLUSTER, Instance, Selection, ServiceKey, GROUP_SPLITTER};
+use crate::naming::model::{DEFAULT_CLUSTER, GROUP_SPLITTER, Instance, Selection, ServiceKey};
 use crate::naming::validate;
 
 /// `cacheMillis` of every ServiceInfo (Nacos `defaultPushCacheMillis`).
@@ -64,10 +64,10 @@ impl InstanceIn {
             metadata: self.metadata.unwrap_or_default(),
             custom_id: None,
         };
-        if let Some(id) = self.instance_id.filter(|id| !id.is_empty()) {
-            if id != inst.id(key) {
-                inst.custom_id = Some(id);
-            }
+        if let Some(id) = self.instance_id.filter(|id| !id.is_empty())
+            && id != inst.id(key)
+        {
+            inst.custom_id = Some(id);
         }
         validate::instance(&inst)?;
         Ok(inst)
@@ -95,14 +95,14 @@ pub struct InstanceOut<'a> {
 }
 
 impl<'a> InstanceOut<'a> {
-    /// Renders a domain instance of service `key`.
-    pub fn new(i: &'a Instance, key: &ServiceKey) -> Self {
+    /// Renders a domain instance of service `key`, reporting `healthy` as its health.
+    pub fn new(i: &'a Instance, key: &ServiceKey, healthy: bool) -> Self {
         InstanceOut {
             instance_id: i.id(key),
             ip: &i.ip,
             port: i.port,
             weight: i.weight,
-            healthy: i.healthy,
+            healthy,
             enabled: i.enabled,
             ephemeral: i.ephemeral,
             cluster_name: &i.cluster,
@@ -111,7 +111,10 @@ impl<'a> InstanceOut<'a> {
             instance_heart_beat_interval: i.beat_interval_ms(),
             instance_heart_beat_time_out: i.beat_timeout_ms(15_000),
             ip_delete_timeout: i.delete_timeout_ms(30_000),
-            instance_id_generator: i.metadata.get(crate::naming::model::META_ID_GENERATOR).map_or("simple", |s| s.as_str()),
+            instance_id_generator: i
+                .metadata
+                .get(crate::naming::model::META_ID_GENERATOR)
+                .map_or("simple", |s| s.as_str()),
         }
     }
 }
@@ -144,7 +147,13 @@ pub struct ServiceInfoOut<'a> {
 
 impl<'a> ServiceInfoOut<'a> {
     /// Renders a selection of service `key`; `last_ref_time` comes from [`crate::naming::Registry::ref_time`].
-    pub fn new(key: &'a ServiceKey, style: NameStyle, clusters: &'a str, sel: &'a Selection, last_ref_time: i64) -> Self {
+    pub fn new(
+        key: &'a ServiceKey,
+        style: NameStyle,
+        clusters: &'a str,
+        sel: &'a Selection,
+        last_ref_time: i64,
+    ) -> Self {
         ServiceInfoOut {
             name: match style {
                 NameStyle::Bare => key.name.to_string(),
@@ -153,7 +162,7 @@ impl<'a> ServiceInfoOut<'a> {
             group_name: &key.group,
             clusters,
             cache_millis: CACHE_MILLIS,
-            hosts: sel.hosts.iter().map(|i| InstanceOut::new(i, key)).collect(),
+            hosts: sel.hosts.iter().map(|i| InstanceOut::new(i, key, sel.healthy(i))).collect(),
             last_ref_time,
             checksum: "",
             all_ips: false,
@@ -190,7 +199,7 @@ mod tests {
         let i = i.into_domain(&key).unwrap();
         assert_eq!(i.cluster, "DEFAULT");
         assert_eq!(i.weight, 1.0);
-        let out = serde_json::to_value(InstanceOut::new(&i, &key)).unwrap();
+        let out = serde_json::to_value(InstanceOut::new(&i, &key, true)).unwrap();
         assert_eq!(out["instanceId"], "10.0.0.1#80#DEFAULT#DEFAULT_GROUP@@svc");
         assert_eq!(out["serviceName"], "DEFAULT_GROUP@@svc");
         assert_eq!(out["instanceHeartBeatTimeOut"], 15000);

@@ -57,7 +57,9 @@ impl Pusher {
     }
 
     fn push(&self, task: &PushTask) {
-        let Some(view) = self.registry.push_view(&task.key) else { return };
+        let Some(view) = self.registry.push_view(&task.key) else {
+            return;
+        };
         let mut rendered: HashMap<&str, String> = HashMap::new();
         for (conn, clusters) in &view.subscribers {
             if task.only.is_some_and(|only| only != *conn) {

@@ -68,7 +68,10 @@ impl UdpPush {
     /// Binds the push socket on an ephemeral port of `bind`.
     pub async fn bind(bind: std::net::IpAddr, ttl: Duration, metrics: Metrics) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).await?;
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
         Ok(UdpPush {
             socket,
             subs: Mutex::default(),
@@ -125,7 +128,9 @@ impl UdpPush {
     }
 
     fn on_packet(&self, buf: &[u8]) {
-        let Ok(ack) = serde_json::from_slice::<Ack>(buf) else { return };
+        let Ok(ack) = serde_json::from_slice::<Ack>(buf) else {
+            return;
+        };
         if ack.kind != "push-ack" {
             return;
         }
@@ -134,10 +139,10 @@ impl UdpPush {
             serde_json::Value::String(s) => s.parse().ok(),
             _ => None,
         };
-        if let Some(id) = id {
-            if self.pending.lock().remove(&id).is_some() {
-                self.metrics.pushes.with_label_values(&["udp", "ok"]).inc();
-            }
+        if let Some(id) = id
+            && self.pending.lock().remove(&id).is_some()
+        {
+            self.metrics.pushes.with_label_values(&["udp", "ok"]).inc();
         }
     }
 

@@ -144,10 +144,17 @@ impl Default for ServiceMeta {
 /// The result of a query: the instances to return and whether protection kicked in.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// Selected instances.
-    pub hosts: Vec<Instance>,
-    /// True when the protect threshold was reached and unhealthy instances were returned as healthy.
+    /// Selected instances (shared with the registry, not copied).
+    pub hosts: Vec<Arc<Instance>>,
+    /// True when the protect threshold was reached: every returned instance is reported healthy.
     pub reach_protection_threshold: bool,
+}
+
+impl Selection {
+    /// Health to report for `i` (all healthy once protection kicked in).
+    pub fn healthy(&self, i: &Instance) -> bool {
+        self.reach_protection_threshold || i.healthy
+    }
 }
 
 /// Splits a comma-separated cluster list; empty means all clusters.
@@ -157,13 +164,8 @@ pub fn parse_clusters(s: &str) -> Vec<String> {
 
 /// Selects the instances to answer with: enabled only, cluster filter, protect threshold
 /// (only when the service has explicit metadata), then `healthy_only`.
-pub fn select(
-    all: &[Instance],
-    clusters: &[String],
-    healthy_only: bool,
-    protect: Option<f32>,
-) -> Selection {
-    let mut hosts: Vec<Instance> = all
+pub fn select(all: &[Arc<Instance>], clusters: &[String], healthy_only: bool, protect: Option<f32>) -> Selection {
+    let mut hosts: Vec<Arc<Instance>> = all
         .iter()
         .filter(|i| i.enabled)
         .filter(|i| clusters.is_empty() || clusters.iter().any(|c| *c == i.cluster))
@@ -175,9 +177,6 @@ pub fn select(
         let healthy = hosts.iter().filter(|i| i.healthy).count();
         if total > 0 && (healthy as f32) / (total as f32) <= threshold.max(0.0) {
             reach = true;
-            for h in &mut hosts {
-                h.healthy = true;
-            }
         }
     }
     if healthy_only && !reach {
@@ -190,8 +189,8 @@ pub fn select(
 mod tests {
     use super::*;
 
-    fn inst(ip: &str, cluster: &str, healthy: bool, enabled: bool) -> Instance {
-        Instance {
+    fn inst(ip: &str, cluster: &str, healthy: bool, enabled: bool) -> Arc<Instance> {
+        Arc::new(Instance {
             ip: ip.into(),
             port: 80,
             cluster: cluster.into(),
@@ -201,7 +200,7 @@ mod tests {
             ephemeral: true,
             metadata: BTreeMap::new(),
             custom_id: None,
-        }
+        })
     }
 
     #[test]
@@ -218,11 +217,7 @@ mod tests {
 
     #[test]
     fn select_filters_disabled_cluster_and_health() {
-        let all = vec![
-            inst("a", "A", true, true),
-            inst("b", "B", false, true),
-            inst("c", "A", true, false),
-        ];
+        let all = vec![inst("a", "A", true, true), inst("b", "B", false, true), inst("c", "A", true, false)];
         assert_eq!(select(&all, &[], false, None).hosts.len(), 2);
         assert_eq!(select(&all, &["A".into()], false, None).hosts.len(), 1);
         assert_eq!(select(&all, &[], true, None).hosts.len(), 1);
@@ -234,7 +229,7 @@ mod tests {
         let s = select(&all, &[], true, Some(0.5));
         assert!(s.reach_protection_threshold);
         assert_eq!(s.hosts.len(), 3);
-        assert!(s.hosts.iter().all(|h| h.healthy));
+        assert!(s.hosts.iter().all(|h| s.healthy(h)));
         let s = select(&all, &[], true, Some(0.2));
         assert!(!s.reach_protection_threshold);
         assert_eq!(s.hosts.len(), 1);

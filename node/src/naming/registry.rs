@@ -27,7 +27,7 @@ pub struct Settings {
 }
 
 struct Publication {
-    instances: Vec<Instance>,
+    instances: Vec<Arc<Instance>>,
     last_beat: Instant,
 }
 
@@ -37,7 +37,7 @@ struct ServiceState {
     subscribers: HashMap<u64, Arc<str>>,
     /// Explicit service settings (created through the service API), else implicit.
     meta: Option<ServiceMeta>,
-    snapshot: Option<Arc<[Instance]>>,
+    snapshot: Option<Arc<[Arc<Instance>]>>,
     instance_count: usize,
     last_change: Instant,
 }
@@ -54,24 +54,23 @@ impl ServiceState {
         }
     }
 
-    fn instances(&mut self) -> Arc<[Instance]> {
+    fn instances(&mut self) -> Arc<[Arc<Instance>]> {
         if let Some(s) = &self.snapshot {
             return s.clone();
         }
-        let mut all: Vec<Instance> = self.publishers.values().flat_map(|p| p.instances.iter().cloned()).collect();
+        let mut all: Vec<Arc<Instance>> = self.publishers.values().flat_map(|p| p.instances.iter().cloned()).collect();
         all.sort_by(|a, b| (&a.ip, a.port, &a.cluster).cmp(&(&b.ip, b.port, &b.cluster)));
-        let snap: Arc<[Instance]> = all.into();
+        let snap: Arc<[Arc<Instance>]> = all.into();
         self.snapshot = Some(snap.clone());
         snap
     }
 
-    /// Call after changing publishers: drops the snapshot, returns the instance-count delta.
-    fn changed(&mut self) -> i64 {
+    /// Call after changing publishers with the change in instance count: drops the snapshot
+    /// and returns `delta` for the gauge.
+    fn changed(&mut self, delta: i64) -> i64 {
         self.snapshot = None;
         self.last_change = Instant::now();
-        let count: usize = self.publishers.values().map(|p| p.instances.len()).sum();
-        let delta = count as i64 - self.instance_count as i64;
-        self.instance_count = count;
+        self.instance_count = (self.instance_count as i64 + delta).max(0) as usize;
         delta
     }
 
@@ -93,7 +92,7 @@ struct ClientIndex {
 /// A service's data for push: current instances, protect threshold and gRPC subscribers.
 pub struct PushView {
     /// All instances (unfiltered).
-    pub instances: Arc<[Instance]>,
+    pub instances: Arc<[Arc<Instance>]>,
     /// Protect threshold when the service has explicit metadata.
     pub protect: Option<f32>,
     /// Subscribers (connection, cluster filter).
@@ -130,7 +129,14 @@ pub struct Registry {
 impl Registry {
     /// Creates an empty registry.
     pub fn new(settings: Settings, metrics: Metrics, dirty: Arc<DirtySet>) -> Self {
-        Registry { ref_clock: Default::default(), services: RwLock::default(), clients: Mutex::default(), dirty, metrics, settings }
+        Registry {
+            ref_clock: Default::default(),
+            services: RwLock::default(),
+            clients: Mutex::default(),
+            dirty,
+            metrics,
+            settings,
+        }
     }
 
     /// A strictly increasing `lastRefTime` (epoch ms): clients drop ServiceInfo whose
@@ -194,14 +200,20 @@ impl Registry {
     pub fn publish(&self, client: &ClientId, key: &ServiceKey, instances: Vec<Instance>) {
         let svc = self.get_or_create(key);
         let present = !instances.is_empty();
+        let new_len = instances.len() as i64;
         {
             let mut s = svc.lock();
-            if present {
-                s.publishers.insert(client.clone(), Publication { instances, last_beat: Instant::now() });
-            } else if s.publishers.remove(client).is_none() {
-                return;
-            }
-            let delta = s.changed();
+            let old = if present {
+                let instances = instances.into_iter().map(Arc::new).collect();
+                s.publishers.insert(client.clone(), Publication { instances, last_beat: Instant::now() })
+            } else {
+                match s.publishers.remove(client) {
+                    Some(p) => Some(p),
+                    None => return,
+                }
+            };
+            let old_len = old.map_or(0, |p| p.instances.len() as i64);
+            let delta = s.changed(new_len - old_len);
             self.metrics.instances.add(delta);
         }
         self.index_publish(client, key, present);
@@ -217,10 +229,12 @@ impl Registry {
                 .publishers
                 .entry(client.clone())
                 .or_insert_with(|| Publication { instances: Vec::new(), last_beat: Instant::now() });
+            let before = p.instances.len() as i64;
             p.instances.retain(|i| !i.same_endpoint(&inst.ip, inst.port, &inst.cluster));
-            p.instances.push(inst);
+            p.instances.push(Arc::new(inst));
             p.last_beat = Instant::now();
-            let delta = s.changed();
+            let delta = p.instances.len() as i64 - before;
+            let delta = s.changed(delta);
             self.metrics.instances.add(delta);
         }
         self.index_publish(client, key, true);
@@ -229,21 +243,26 @@ impl Registry {
 
     /// Removes one endpoint from `client`'s publication; `true` when something was removed.
     pub fn remove_endpoint(&self, client: &ClientId, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> bool {
-        let Some(svc) = self.get(key) else { return false };
+        let Some(svc) = self.get(key) else {
+            return false;
+        };
         let now_empty;
         {
             let mut s = svc.lock();
-            let Some(p) = s.publishers.get_mut(client) else { return false };
+            let Some(p) = s.publishers.get_mut(client) else {
+                return false;
+            };
             let before = p.instances.len();
             p.instances.retain(|i| !i.same_endpoint(ip, port, cluster));
             if p.instances.len() == before {
                 return false;
             }
+            let delta = p.instances.len() as i64 - before as i64;
             now_empty = p.instances.is_empty();
             if now_empty {
                 s.publishers.remove(client);
             }
-            let delta = s.changed();
+            let delta = s.changed(delta);
             self.metrics.instances.add(delta);
         }
         if now_empty {
@@ -283,12 +302,14 @@ impl Registry {
 
     /// Drops everything a client published or subscribed (connection closed, client expired).
     pub fn client_gone(&self, client: &ClientId) {
-        let Some(ix) = self.clients.lock().remove(client) else { return };
+        let Some(ix) = self.clients.lock().remove(client) else {
+            return;
+        };
         for key in &ix.published {
             if let Some(svc) = self.get(key) {
                 let mut s = svc.lock();
-                if s.publishers.remove(client).is_some() {
-                    let delta = s.changed();
+                if let Some(p) = s.publishers.remove(client) {
+                    let delta = s.changed(-(p.instances.len() as i64));
                     self.metrics.instances.add(delta);
                     drop(s);
                     self.mark(key);
@@ -297,10 +318,10 @@ impl Registry {
         }
         if let ClientId::Conn(conn) = client {
             for key in &ix.subscribed {
-                if let Some(svc) = self.get(key) {
-                    if svc.lock().subscribers.remove(conn).is_some() {
-                        self.metrics.subscribers.dec();
-                    }
+                if let Some(svc) = self.get(key)
+                    && svc.lock().subscribers.remove(conn).is_some()
+                {
+                    self.metrics.subscribers.dec();
                 }
             }
         }
@@ -320,23 +341,32 @@ impl Registry {
     pub fn find_instance(&self, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> Option<Instance> {
         let svc = self.get(key)?;
         let mut s = svc.lock();
-        s.instances().iter().find(|i| i.same_endpoint(ip, port, cluster)).cloned()
+        s.instances().iter().find(|i| i.same_endpoint(ip, port, cluster)).map(|i| Instance::clone(i))
     }
 
     /// Applies `f` to every instance at an endpoint (any publisher); `false` when none matched.
-    pub fn update_instance(&self, key: &ServiceKey, ip: &str, port: u16, cluster: &str, f: impl Fn(&mut Instance)) -> bool {
-        let Some(svc) = self.get(key) else { return false };
+    pub fn update_instance(
+        &self,
+        key: &ServiceKey,
+        ip: &str,
+        port: u16,
+        cluster: &str,
+        f: impl Fn(&mut Instance),
+    ) -> bool {
+        let Some(svc) = self.get(key) else {
+            return false;
+        };
         let mut found = false;
         {
             let mut s = svc.lock();
             for p in s.publishers.values_mut() {
                 for i in p.instances.iter_mut().filter(|i| i.same_endpoint(ip, port, cluster)) {
-                    f(i);
+                    f(Arc::make_mut(i));
                     found = true;
                 }
             }
             if found {
-                s.changed();
+                s.changed(0);
             }
         }
         if found {
@@ -358,17 +388,23 @@ impl Registry {
 
     /// Renews a v1 heartbeat client's instance; `false` when it is not registered.
     pub fn beat(&self, client: &ClientId, key: &ServiceKey, ip: &str, port: u16, cluster: &str) -> bool {
-        let Some(svc) = self.get(key) else { return false };
+        let Some(svc) = self.get(key) else {
+            return false;
+        };
         let revived;
         {
             let mut s = svc.lock();
-            let Some(p) = s.publishers.get_mut(client) else { return false };
-            let Some(i) = p.instances.iter_mut().find(|i| i.same_endpoint(ip, port, cluster)) else { return false };
+            let Some(p) = s.publishers.get_mut(client) else {
+                return false;
+            };
+            let Some(i) = p.instances.iter_mut().find(|i| i.same_endpoint(ip, port, cluster)) else {
+                return false;
+            };
             p.last_beat = Instant::now();
             revived = !i.healthy;
-            i.healthy = true;
             if revived {
-                s.changed();
+                Arc::make_mut(i).healthy = true;
+                s.changed(0);
             }
         }
         if revived {
@@ -385,6 +421,7 @@ impl Registry {
         for (key, svc) in services {
             let mut removed_clients = Vec::new();
             let mut changed = false;
+            let mut removed = 0i64;
             {
                 let mut s = svc.lock();
                 for (client, p) in s.publishers.iter_mut() {
@@ -394,13 +431,18 @@ impl Registry {
                     let silent = now.saturating_duration_since(p.last_beat);
                     let before = p.instances.len();
                     p.instances.retain(|i| {
-                        silent < Duration::from_millis(i.delete_timeout_ms(self.settings.delete_timeout.as_millis() as u64))
+                        silent
+                            < Duration::from_millis(
+                                i.delete_timeout_ms(self.settings.delete_timeout.as_millis() as u64),
+                            )
                     });
+                    removed += (before - p.instances.len()) as i64;
                     changed |= p.instances.len() != before;
                     for i in p.instances.iter_mut() {
-                        let limit = Duration::from_millis(i.beat_timeout_ms(self.settings.beat_timeout.as_millis() as u64));
+                        let limit =
+                            Duration::from_millis(i.beat_timeout_ms(self.settings.beat_timeout.as_millis() as u64));
                         if i.healthy && silent >= limit {
-                            i.healthy = false;
+                            Arc::make_mut(i).healthy = false;
                             changed = true;
                         }
                     }
@@ -412,7 +454,7 @@ impl Registry {
                     s.publishers.remove(c);
                 }
                 if changed {
-                    let delta = s.changed();
+                    let delta = s.changed(-removed);
                     self.metrics.instances.add(delta);
                 }
                 if s.is_idle() && now.saturating_duration_since(s.last_change) >= self.settings.empty_service_clean {

@@ -35,7 +35,9 @@ pub fn namespace(ns: &str) -> Result<()> {
         return Err(invalid(format!("Param 'namespaceId' is illegal, the length should not exceed {MAX_NAMESPACE}")));
     }
     if !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(invalid("Param 'namespaceId' is illegal, illegal characters should not appear in the param".into()));
+        return Err(invalid(
+            "Param 'namespaceId' is illegal, illegal characters should not appear in the param".into(),
+        ));
     }
     Ok(())
 }
@@ -58,13 +60,17 @@ pub fn service_name(s: &str) -> Result<()> {
         return Err(invalid("Param 'serviceName' is illegal, serviceName is blank".into()));
     }
     if s.len() > MAX_SERVICE_NAME {
-        return Err(invalid(format!("Param 'serviceName' is illegal, the length should not exceed {MAX_SERVICE_NAME}")));
+        return Err(invalid(format!(
+            "Param 'serviceName' is illegal, the length should not exceed {MAX_SERVICE_NAME}"
+        )));
     }
     if s.contains("@@") || s.starts_with('@') {
         return Err(invalid("Param 'serviceName' is illegal, it must not contain '@@' or start with '@'".into()));
     }
     if s.chars().any(|c| c.is_control() || "\"'&<>#\\/:$,;=?+%".contains(c)) {
-        return Err(invalid("Param 'serviceName' is illegal, illegal characters should not appear in the param".into()));
+        return Err(invalid(
+            "Param 'serviceName' is illegal, illegal characters should not appear in the param".into(),
+        ));
     }
     Ok(())
 }
@@ -72,7 +78,9 @@ pub fn service_name(s: &str) -> Result<()> {
 /// Cluster name: `^[0-9a-zA-Z-_.]*$`, at most 64 characters.
 pub fn cluster(c: &str) -> Result<()> {
     if c.len() > MAX_CLUSTER_NAME {
-        return Err(invalid(format!("Param 'clusterName' is illegal, the length should not exceed {MAX_CLUSTER_NAME}")));
+        return Err(invalid(format!(
+            "Param 'clusterName' is illegal, the length should not exceed {MAX_CLUSTER_NAME}"
+        )));
     }
     if !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
         return Err(invalid(format!(
@@ -95,7 +103,8 @@ pub fn ip(ip: &str) -> Result<()> {
 
 /// Port: 0..=65535 (Nacos's range), given as a signed number on the wire.
 pub fn port(p: i64) -> Result<u16> {
-    u16::try_from(p).map_err(|_| invalid(format!("Param 'port' is illegal, the value should be between 0 and 65535, got {p}")))
+    u16::try_from(p)
+        .map_err(|_| invalid(format!("Param 'port' is illegal, the value should be between 0 and 65535, got {p}")))
 }
 
 /// Weight: finite, 0..=10000.
@@ -144,15 +153,17 @@ pub fn instance(i: &Instance) -> Result<()> {
     cluster(&i.cluster)?;
     weight(i.weight)?;
     metadata(&i.metadata)?;
-    if let Some(id) = &i.custom_id {
-        if id.len() > 512 || id.chars().any(char::is_control) {
-            return Err(invalid("Param 'instanceId' is illegal".into()));
-        }
+    if let Some(id) = &i.custom_id
+        && (id.len() > 512 || id.chars().any(char::is_control))
+    {
+        return Err(invalid("Param 'instanceId' is illegal".into()));
     }
     let num = |k: &str| -> Result<Option<u64>> {
         match i.metadata.get(k) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| invalid(format!("metadata {k} must be a number of ms, got {v:?}"))),
+            Some(v) => {
+                v.parse().map(Some).map_err(|_| invalid(format!("metadata {k} must be a number of ms, got {v:?}")))
+            }
         }
     };
     let interval = num(META_BEAT_INTERVAL)?.unwrap_or(5_000);

@@ -142,7 +142,9 @@ impl Connections {
 
     /// Registers the connection's bi-stream after `ConnectionSetupRequest`.
     pub fn register(&self, num: u64, meta: ConnMeta, tx: mpsc::Sender<Result<Payload, Status>>) -> bool {
-        let Some(conn) = self.get(num) else { return false };
+        let Some(conn) = self.get(num) else {
+            return false;
+        };
         *conn.meta.lock() = Some(meta);
         *conn.tx.lock() = Some(tx);
         if !conn.registered.swap(true, Ordering::AcqRel) {
@@ -203,8 +205,12 @@ impl Connections {
         timeout: Duration,
         on_done: Option<AckCallback>,
     ) -> bool {
-        let Some(conn) = self.get(num) else { return false };
-        let Some(tx) = conn.tx.lock().clone() else { return false };
+        let Some(conn) = self.get(num) else {
+            return false;
+        };
+        let Some(tx) = conn.tx.lock().clone() else {
+            return false;
+        };
         let rid = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let body = wire::server_request_body(&rid.to_string(), module, fields);
         let now = Instant::now();
@@ -218,8 +224,12 @@ impl Connections {
 
     /// Sends a payload that expects no answer (e.g. `SetupAckRequest`).
     pub fn send_oneway(&self, num: u64, payload: Payload) -> bool {
-        let Some(conn) = self.get(num) else { return false };
-        let Some(tx) = conn.tx.lock().clone() else { return false };
+        let Some(conn) = self.get(num) else {
+            return false;
+        };
+        let Some(tx) = conn.tx.lock().clone() else {
+            return false;
+        };
         tx.try_send(Ok(payload)).is_ok()
     }
 
@@ -227,7 +237,9 @@ impl Connections {
     pub fn acknowledge(&self, num: u64, request_id: &str) {
         let Some(conn) = self.get(num) else { return };
         self.touch(&conn);
-        let Ok(rid) = request_id.parse::<u64>() else { return };
+        let Ok(rid) = request_id.parse::<u64>() else {
+            return;
+        };
         let pending = conn.pending.lock().remove(&rid);
         if let Some(Pending { sent, on_done: Some(cb), .. }) = pending {
             cb(true, sent.elapsed());

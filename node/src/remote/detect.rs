@@ -42,7 +42,8 @@ pub async fn run(conns: Arc<Connections>, metrics: Metrics, settings: DetectSett
                     c.unregister(num);
                 }
             });
-            let sent = conns.send_request(num, "ClientDetectionRequest", "internal", "", settings.timeout, Some(on_done));
+            let sent =
+                conns.send_request(num, "ClientDetectionRequest", "internal", "", settings.timeout, Some(on_done));
             if !sent {
                 conns.unregister(num);
             }

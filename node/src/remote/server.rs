@@ -94,7 +94,8 @@ struct ConnectionSetupRequest {
 
 /// The abilities this server announces in `SetupAckRequest`. Persistent instances over gRPC
 /// are not offered yet, so clients send them over HTTP v1.
-const SETUP_ACK: &str = r#"{"headers":{},"abilityTable":{"supportPersistentInstanceByGrpc":false},"module":"internal"}"#;
+const SETUP_ACK: &str =
+    r#"{"headers":{},"abilityTable":{"supportPersistentInstanceByGrpc":false},"module":"internal"}"#;
 
 impl<D: Dispatch> GrpcServer<D> {
     async fn unary(&self, info: Option<ConnInfo>, p: &Payload) -> Payload {
@@ -164,11 +165,8 @@ impl<D: Dispatch> BiRequestStream for GrpcServer<D> {
         &self,
         req: tonic::Request<Streaming<Payload>>,
     ) -> Result<Response<Self::requestBiStreamStream>, Status> {
-        let info = req
-            .extensions()
-            .get::<ConnInfo>()
-            .cloned()
-            .ok_or_else(|| Status::internal("no transport information"))?;
+        let info =
+            req.extensions().get::<ConnInfo>().cloned().ok_or_else(|| Status::internal("no transport information"))?;
         let conn = self.conns.get(info.num).ok_or_else(|| Status::unavailable("connection closed"))?;
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut inbound = req.into_inner();

@@ -69,8 +69,13 @@ pub fn empty_ok(ty: &str, request_id: Option<&str>) -> Payload {
     json_payload(ty, &ResponseBase::ok(request_id))
 }
 
-/// Reads the optional `requestId` of a request body without parsing the rest.
+/// Reads the optional `requestId` of a request body (client unary calls usually carry none, so
+/// bodies without the key are not parsed at all).
 pub fn request_id_of(body: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\"requestId\"";
+    if !body.windows(KEY.len()).any(|w| w == KEY) {
+        return None;
+    }
     #[derive(serde::Deserialize)]
     struct R {
         #[serde(rename = "requestId")]

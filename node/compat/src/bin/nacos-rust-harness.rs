@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use nacos_sdk::api::naming::{NamingChangeEvent, NamingEventListener, NamingService, NamingServiceBuilder, ServiceInstance};
+use nacos_sdk::api::naming::{
+    NamingChangeEvent, NamingEventListener, NamingService, NamingServiceBuilder, ServiceInstance,
+};
 use nacos_sdk::api::props::ClientProps;
 use tokio::sync::mpsc;
 
@@ -149,7 +151,9 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match argv.as_slice() {
-        ["scenario", svc] => tokio::time::timeout(Duration::from_secs(60), scenario(svc)).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timeout"))),
+        ["scenario", svc] => tokio::time::timeout(Duration::from_secs(60), scenario(svc))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("timeout"))),
         ["hold", svc, ip, port] => match port.parse() {
             Ok(p) => hold(svc, ip, p).await,
             Err(_) => Err(anyhow::anyhow!("bad port")),

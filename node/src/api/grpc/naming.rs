@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
 use crate::error::{Error, Result};
-use crate::naming::model::{ClientId, Selection, ServiceKey, parse_clusters};
 use crate::naming::Registry;
+use crate::naming::model::{ClientId, Selection, ServiceKey, parse_clusters};
 use crate::remote::wire::{self, ResponseBase};
 use crate::remote::{Dispatch, RequestCtx};
 
@@ -131,14 +131,17 @@ impl GrpcApi {
                 let inst = inst.into_domain(&key)?;
                 if !inst.ephemeral {
                     return Err(Error::InvalidParam(
-                        "InstanceRequest registers ephemeral instances only; persistent instances go through HTTP v1".into(),
+                        "InstanceRequest registers ephemeral instances only; persistent instances go through HTTP v1"
+                            .into(),
                     ));
                 }
                 self.registry.publish(&client, &key, vec![inst]);
             }
             // As in Nacos, a connection holds one publication per service; deregister drops it.
             "deregisterInstance" => self.registry.publish(&client, &key, Vec::new()),
-            other => return Err(Error::InvalidParam(format!("Unsupported request type {other:?}"))),
+            other => {
+                return Err(Error::InvalidParam(format!("Unsupported request type {other:?}")));
+            }
         }
         Ok(wire::json_payload("InstanceResponse", &TypedResponse { base: ResponseBase::ok(rid), kind: &kind }))
     }
@@ -187,7 +190,10 @@ impl GrpcApi {
         let sel: Selection =
             self.registry.query(&key, &parse_clusters(&clusters), req.healthy_only).unwrap_or_default();
         let info = ServiceInfoOut::new(&key, NameStyle::Bare, &clusters, &sel, self.registry.ref_time());
-        Ok(wire::json_payload("QueryServiceResponse", &ServiceInfoResponse { base: ResponseBase::ok(rid), service_info: info }))
+        Ok(wire::json_payload(
+            "QueryServiceResponse",
+            &ServiceInfoResponse { base: ResponseBase::ok(rid), service_info: info },
+        ))
     }
 
     fn list(&self, body: &[u8], rid: Option<&str>) -> Result<Payload> {
@@ -199,7 +205,10 @@ impl GrpcApi {
         let page_size = req.page_size.unwrap_or(10).clamp(1, 10_000) as usize;
         let (count, names) = self.registry.list_services(&scope, page_no, page_size);
         // Nacos pages grouped names and strips the group (`ServiceUtil.pageServiceName`).
-        Ok(wire::json_payload("ServiceListResponse", &ServiceListResponse { base: ResponseBase::ok(rid), count, service_names: names }))
+        Ok(wire::json_payload(
+            "ServiceListResponse",
+            &ServiceListResponse { base: ResponseBase::ok(rid), count, service_names: names },
+        ))
     }
 }
 

@@ -41,7 +41,11 @@ fn endpoint(p: &Params) -> ApiResult<(String, u16, String)> {
     let ip = p.required("ip")?.to_owned();
     validate::ip(&ip)?;
     let port = validate::port(p.num::<i64>("port", -1).and_then(|v| {
-        if p.opt("port").is_none() { Err(ApiError::bad_request("Required parameter 'port' is not present")) } else { Ok(v) }
+        if p.opt("port").is_none() {
+            Err(ApiError::bad_request("Required parameter 'port' is not present"))
+        } else {
+            Ok(v)
+        }
     })?)?;
     let cluster = cluster_param(p);
     validate::cluster(&cluster)?;
@@ -133,7 +137,10 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
 async fn get_instance(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
     let key = key(&p)?;
     let (ip, port, cluster) = endpoint(&p)?;
-    let inst = st.registry.find_instance(&key, &ip, port, &cluster).ok_or_else(|| Error::NotFound("no matched ip found!".into()))?;
+    let inst = st
+        .registry
+        .find_instance(&key, &ip, port, &cluster)
+        .ok_or_else(|| Error::NotFound("no matched ip found!".into()))?;
     Ok(Json(json!({
         "service": key.grouped_name(),
         "ip": inst.ip,
@@ -186,17 +193,16 @@ async fn beat(State(st): State<HttpState>, p: Params) -> ApiResult<Json<BeatRepl
     let key = key(&p)?;
     let info: Option<BeatInfo> = p
         .opt("beat")
-        .map(|b| serde_json::from_str(b).map_err(|e| ApiError::bad_request(format!("Param 'beat' is not valid JSON: {e}"))))
+        .map(|b| {
+            serde_json::from_str(b).map_err(|e| ApiError::bad_request(format!("Param 'beat' is not valid JSON: {e}")))
+        })
         .transpose()?;
     let ip = info.as_ref().and_then(|b| b.ip.clone()).or_else(|| p.opt("ip").map(str::to_owned)).unwrap_or_default();
     validate::ip(&ip)?;
     let port = info.as_ref().and_then(|b| b.port).or(p.opt("port").and_then(|v| v.parse().ok())).unwrap_or(-1);
     let port = validate::port(port)?;
-    let cluster = info
-        .as_ref()
-        .and_then(|b| b.cluster.clone())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| cluster_param(&p));
+    let cluster =
+        info.as_ref().and_then(|b| b.cluster.clone()).filter(|c| !c.is_empty()).unwrap_or_else(|| cluster_param(&p));
     validate::cluster(&cluster)?;
     let client = beat_client(&ip, port);
     let mut interval = 5_000;
@@ -237,7 +243,8 @@ fn service_meta(p: &Params, base: ServiceMeta) -> ApiResult<ServiceMeta> {
         meta.metadata = m;
     }
     if let Some(sel) = p.opt("selector") {
-        let v: Value = serde_json::from_str(sel).map_err(|e| ApiError::bad_request(format!("Param 'selector' is not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(sel)
+            .map_err(|e| ApiError::bad_request(format!("Param 'selector' is not valid JSON: {e}")))?;
         meta.selector = Some(v.to_string());
     }
     Ok(meta)
@@ -252,7 +259,10 @@ async fn create_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'s
 
 async fn update_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
-    let (current, _) = st.registry.get_service(&key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+    let (current, _) = st
+        .registry
+        .get_service(&key)
+        .ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
     let meta = service_meta(&p, current)?;
     st.registry.update_service(&key, meta)?;
     Ok("ok")
@@ -266,16 +276,17 @@ async fn delete_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'s
 
 async fn get_service(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
     let key = key(&p)?;
-    let (meta, clusters) = st.registry.get_service(&key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+    let (meta, clusters) = st
+        .registry
+        .get_service(&key)
+        .ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
     let selector: Value = meta
         .selector
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_else(|| json!({"type": "none", "contextType": "NONE"}));
-    let clusters: Vec<Value> = clusters
-        .into_iter()
-        .map(|c| json!({"name": c, "healthChecker": {"type": "TCP"}, "metadata": {}}))
-        .collect();
+    let clusters: Vec<Value> =
+        clusters.into_iter().map(|c| json!({"name": c, "healthChecker": {"type": "TCP"}, "metadata": {}})).collect();
     Ok(Json(json!({
         "namespaceId": &*key.namespace,
         "groupName": &*key.group,

@@ -59,9 +59,9 @@ impl Params {
 
     /// A required non-blank parameter.
     pub fn required(&self, k: &str) -> Result<&str, ApiError> {
-        self.opt(k).filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            ApiError::bad_request(format!("Required parameter '{k}' is not present"))
-        })
+        self.opt(k)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("Required parameter '{k}' is not present")))
     }
 
     /// A boolean with a default.
@@ -78,13 +78,17 @@ impl Params {
     pub fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, ApiError> {
         match self.opt(k) {
             None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| ApiError::bad_request(format!("Param '{k}' is not a valid number: {v:?}"))),
+            Some(v) => {
+                v.trim().parse().map_err(|_| ApiError::bad_request(format!("Param '{k}' is not a valid number: {v:?}")))
+            }
         }
     }
 
     /// A JSON object of string values (e.g. `metadata`); accepts Nacos's legacy `k=v,k2=v2` form.
     pub fn string_map(&self, k: &str) -> Result<Option<std::collections::BTreeMap<String, String>>, ApiError> {
-        let Some(raw) = self.opt(k) else { return Ok(None) };
+        let Some(raw) = self.opt(k) else {
+            return Ok(None);
+        };
         if raw.trim_start().starts_with('{') {
             let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw)
                 .map_err(|e| ApiError::bad_request(format!("Param '{k}' is not valid JSON: {e}")))?;

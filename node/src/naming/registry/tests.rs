@@ -35,7 +35,7 @@ fn publish_replaces_per_client_and_client_gone_removes() {
     r.publish(&c1, &k, vec![inst("10.0.0.1", 80)]);
     r.publish(&c1, &k, vec![inst("10.0.0.2", 80)]);
     r.publish(&c2, &k, vec![inst("10.0.0.3", 80)]);
-    let ips: Vec<_> = r.query(&k, &[], false).unwrap().hosts.into_iter().map(|i| i.ip).collect();
+    let ips: Vec<_> = r.query(&k, &[], false).unwrap().hosts.into_iter().map(|i| i.ip.clone()).collect();
     assert_eq!(ips, vec!["10.0.0.2", "10.0.0.3"]);
     assert_eq!(r.counts().instances, 2);
     r.subscribe(2, &k, "");
