@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod configs;
 pub mod error;
 pub mod metrics;
 pub mod naming;

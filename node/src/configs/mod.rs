@@ -1,0 +1,6 @@
+//! The config center: configs addressed by (namespace, group, dataId), md5, history, gray
+//! versions, and the long-polling wire format. Persistence goes through Raft.
+
+pub mod longpoll;
+pub mod model;
+pub mod validate;
