@@ -53,6 +53,14 @@ pub enum Error {
     /// The request conflicts with existing state (e.g. service exists, service not empty).
     #[error("{0}")]
     Conflict(String),
+    /// Embedded storage failed.
+    #[error("storage: {action}: {message}")]
+    Storage {
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        message: String,
+    },
     /// A capability that this node does not offer yet.
     #[error("{0}")]
     Unsupported(String),
@@ -83,6 +91,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Unsupported(_) => "unsupported",
+            Error::Storage { .. } => "storage",
         }
     }
 }

@@ -2,5 +2,7 @@
 //! versions, and the long-polling wire format. Persistence goes through Raft.
 
 pub mod longpoll;
+pub mod command;
 pub mod model;
+pub mod store;
 pub mod validate;

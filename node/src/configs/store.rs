@@ -1,0 +1,451 @@
+//! The config state machine: applies [`ConfigCommand`]s inside a redb write transaction (so a
+//! Raft batch is atomic with `last_applied`), keeps every config in memory for reads, and
+//! reports what changed once the transaction is committed.
+//!
+//! Tables: `configs` (key → item JSON), `config_history` (nid → record JSON),
+//! `config_history_by_key` (key␟nid → nid), `namespaces` (id → namespace JSON).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::configs::command::{ConfigCommand, ConfigOutcome};
+use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespace, OpType, md5_hex};
+use crate::error::{Error, Result};
+use crate::naming::model::PUBLIC_NAMESPACE;
+
+const CONFIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("configs");
+const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("config_history");
+const HISTORY_BY_KEY: TableDefinition<&str, u64> = TableDefinition::new("config_history_by_key");
+const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
+
+const SEP: char = '\u{1f}';
+
+fn key_str(k: &ConfigKey) -> String {
+    format!("{}{SEP}{}{SEP}{}", k.namespace, k.group, k.data_id)
+}
+
+fn key_from_str(s: &str) -> Option<ConfigKey> {
+    let mut it = s.split(SEP);
+    let (ns, g, d) = (it.next()?, it.next()?, it.next()?);
+    Some(ConfigKey::new(ns, g, d))
+}
+
+fn storage(action: &'static str) -> impl FnOnce(redb::Error) -> Error {
+    move |e| Error::Storage { action, message: e.to_string() }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8], action: &'static str) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::Storage { action, message: format!("corrupt record: {e}") })
+}
+
+/// A change made visible by a committed transaction.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A config was written or removed; `md5_changed` = listeners must be told.
+    Config {
+        /// Which.
+        key: ConfigKey,
+        /// New state (`None` = removed).
+        item: Option<Arc<ConfigItem>>,
+        /// Whether what clients see changed.
+        md5_changed: bool,
+    },
+    /// A namespace was created, updated or deleted.
+    Namespace {
+        /// Id.
+        id: String,
+        /// New state (`None` = deleted).
+        ns: Option<Namespace>,
+    },
+}
+
+/// Everything the tables hold, for Raft snapshots.
+#[derive(Serialize, Deserialize, Default)]
+struct Dump {
+    configs: Vec<(String, Vec<u8>)>,
+    history: Vec<(u64, Vec<u8>)>,
+    namespaces: Vec<(String, Vec<u8>)>,
+}
+
+/// The config state machine and its in-memory read view.
+#[derive(Default)]
+pub struct ConfigStore {
+    cache: RwLock<HashMap<ConfigKey, Arc<ConfigItem>>>,
+    namespaces: RwLock<BTreeMap<String, Namespace>>,
+    pending: Mutex<Vec<Change>>,
+}
+
+impl ConfigStore {
+    /// Creates an empty store (call [`ConfigStore::load`] to fill it from disk).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads the in-memory view from committed tables.
+    pub fn load(&self, tx: &ReadTransaction) -> Result<()> {
+        let mut cache = HashMap::new();
+        if let Ok(t) = tx.open_table(CONFIGS) {
+            for row in t.iter().map_err(|e| storage("reading configs")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("reading configs")(e.into()))?;
+                if let Some(key) = key_from_str(k.value()) {
+                    cache.insert(key, Arc::new(from_json::<ConfigItem>(v.value(), "reading configs")?));
+                }
+            }
+        }
+        let mut namespaces = BTreeMap::new();
+        if let Ok(t) = tx.open_table(NAMESPACES) {
+            for row in t.iter().map_err(|e| storage("reading namespaces")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("reading namespaces")(e.into()))?;
+                namespaces.insert(k.value().to_owned(), from_json::<Namespace>(v.value(), "reading namespaces")?);
+            }
+        }
+        *self.cache.write() = cache;
+        *self.namespaces.write() = namespaces;
+        Ok(())
+    }
+
+    /// A config as committed.
+    pub fn get(&self, key: &ConfigKey) -> Option<Arc<ConfigItem>> {
+        self.cache.read().get(key).cloned()
+    }
+
+    /// Number of configs.
+    pub fn count(&self) -> usize {
+        self.cache.read().len()
+    }
+
+    /// All configs of a namespace (for listings), sorted by group and dataId.
+    pub fn list(&self, namespace: &str) -> Vec<(ConfigKey, Arc<ConfigItem>)> {
+        let mut v: Vec<_> =
+            self.cache.read().iter().filter(|(k, _)| &*k.namespace == namespace).map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Known namespaces (the public one is implicit and not stored).
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.namespaces.read().values().cloned().collect()
+    }
+
+    /// Whether a namespace exists (public always does).
+    pub fn namespace_exists(&self, id: &str) -> bool {
+        id.is_empty() || id == PUBLIC_NAMESPACE || self.namespaces.read().contains_key(id)
+    }
+
+    /// Applies one command at log `index` inside `tx`. Reads go through `tx`, so several commands
+    /// in one transaction see each other. The in-memory view changes only in [`Self::committed`].
+    pub fn apply(&self, tx: &WriteTransaction, index: u64, cmd: &ConfigCommand) -> Result<ConfigOutcome> {
+        match cmd {
+            ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms } => {
+                let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
+                let ks = key_str(key);
+                let current: Option<ConfigItem> = match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
+                    Some(v) => Some(from_json(v.value(), "reading a config")?),
+                    None => None,
+                };
+                if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current) {
+                    if cur.md5 != cas {
+                        return Ok(ConfigOutcome::CasMismatch);
+                    }
+                }
+                let md5 = md5_hex(content);
+                let (item, op, history_content, changed) = match (beta_ips, current) {
+                    (Some(ips), Some(mut cur)) => {
+                        let changed = cur.beta.as_ref().is_none_or(|b| b.md5 != md5 || &b.ips != ips);
+                        cur.beta = Some(Beta { ips: ips.clone(), content: content.clone(), md5: md5.clone(), modified_ms: *at_ms });
+                        (cur, OpType::Update, content.clone(), changed)
+                    }
+                    (Some(_), None) => {
+                        return Ok(ConfigOutcome::Rejected(
+                            "a gray (beta) version needs the config to exist: publish it first".into(),
+                        ));
+                    }
+                    (None, Some(cur)) => {
+                        let changed = cur.md5 != md5;
+                        let previous = cur.content.clone();
+                        let item = ConfigItem {
+                            content: content.clone(),
+                            md5: md5.clone(),
+                            meta: meta.clone(),
+                            src_user: src_user.clone(),
+                            src_ip: src_ip.clone(),
+                            modified_ms: *at_ms,
+                            ..cur
+                        };
+                        (item, OpType::Update, previous, changed)
+                    }
+                    (None, None) => {
+                        let item = ConfigItem {
+                            id: index,
+                            content: content.clone(),
+                            md5: md5.clone(),
+                            meta: meta.clone(),
+                            src_user: src_user.clone(),
+                            src_ip: src_ip.clone(),
+                            created_ms: *at_ms,
+                            modified_ms: *at_ms,
+                            beta: None,
+                        };
+                        (item, OpType::Insert, content.clone(), true)
+                    }
+                };
+                configs.insert(ks.as_str(), to_json(&item).as_slice()).map_err(|e| storage("writing a config")(e.into()))?;
+                drop(configs);
+                let publish_type = if beta_ips.is_some() { "gray" } else { "formal" };
+                self.record_history(tx, index, key, &item, op, history_content, publish_type, src_user, src_ip, *at_ms)?;
+                self.pending.lock().push(Change::Config { key: key.clone(), item: Some(Arc::new(item)), md5_changed: changed });
+                Ok(ConfigOutcome::Done { changed })
+            }
+            ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms } => {
+                let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
+                let ks = key_str(key);
+                let current: Option<ConfigItem> = match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
+                    Some(v) => Some(from_json(v.value(), "reading a config")?),
+                    None => None,
+                };
+                let Some(mut cur) = current else { return Ok(ConfigOutcome::NotFound) };
+                if *beta_only {
+                    let Some(beta) = cur.beta.take() else { return Ok(ConfigOutcome::NotFound) };
+                    configs.insert(ks.as_str(), to_json(&cur).as_slice()).map_err(|e| storage("writing a config")(e.into()))?;
+                    drop(configs);
+                    self.record_history(tx, index, key, &cur, OpType::Delete, beta.content, "gray", src_user, src_ip, *at_ms)?;
+                    self.pending.lock().push(Change::Config { key: key.clone(), item: Some(Arc::new(cur)), md5_changed: true });
+                } else {
+                    configs.remove(ks.as_str()).map_err(|e| storage("removing a config")(e.into()))?;
+                    drop(configs);
+                    let previous = cur.content.clone();
+                    self.record_history(tx, index, key, &cur, OpType::Delete, previous, "formal", src_user, src_ip, *at_ms)?;
+                    self.pending.lock().push(Change::Config { key: key.clone(), item: None, md5_changed: true });
+                }
+                Ok(ConfigOutcome::Done { changed: true })
+            }
+            ConfigCommand::CreateNamespace(ns) => {
+                let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
+                if ns.id == PUBLIC_NAMESPACE || t.get(ns.id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))?.is_some() {
+                    return Ok(ConfigOutcome::Rejected(format!("namespace {} already exists", ns.id)));
+                }
+                t.insert(ns.id.as_str(), to_json(ns).as_slice()).map_err(|e| storage("writing a namespace")(e.into()))?;
+                self.pending.lock().push(Change::Namespace { id: ns.id.clone(), ns: Some(ns.clone()) });
+                Ok(ConfigOutcome::Done { changed: true })
+            }
+            ConfigCommand::UpdateNamespace { id, name, desc } => {
+                let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
+                let current: Option<Namespace> = match t.get(id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))? {
+                    Some(v) => Some(from_json(v.value(), "reading a namespace")?),
+                    None => None,
+                };
+                let Some(mut ns) = current else { return Ok(ConfigOutcome::NotFound) };
+                ns.name = name.clone();
+                ns.desc = desc.clone();
+                t.insert(id.as_str(), to_json(&ns).as_slice()).map_err(|e| storage("writing a namespace")(e.into()))?;
+                self.pending.lock().push(Change::Namespace { id: id.clone(), ns: Some(ns) });
+                Ok(ConfigOutcome::Done { changed: true })
+            }
+            ConfigCommand::DeleteNamespace { id } => {
+                let configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
+                let prefix = format!("{id}{SEP}");
+                let mut range = configs.range(prefix.as_str()..).map_err(|e| storage("reading configs")(e.into()))?;
+                let non_empty = match range.next() {
+                    Some(Ok((k, _))) => k.value().starts_with(&prefix),
+                    _ => false,
+                };
+                drop(range);
+                drop(configs);
+                if non_empty {
+                    return Ok(ConfigOutcome::Rejected(format!("namespace {id} still holds configs")));
+                }
+                let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
+                if t.remove(id.as_str()).map_err(|e| storage("removing a namespace")(e.into()))?.is_none() {
+                    return Ok(ConfigOutcome::NotFound);
+                }
+                self.pending.lock().push(Change::Namespace { id: id.clone(), ns: None });
+                Ok(ConfigOutcome::Done { changed: true })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_history(
+        &self,
+        tx: &WriteTransaction,
+        nid: u64,
+        key: &ConfigKey,
+        item: &ConfigItem,
+        op: OpType,
+        content: String,
+        publish_type: &str,
+        src_user: &str,
+        src_ip: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        let rec = HistoryRecord {
+            nid,
+            id: item.id,
+            key: key.clone(),
+            md5: md5_hex(&content),
+            content,
+            app_name: item.meta.app_name.clone(),
+            src_user: src_user.to_owned(),
+            src_ip: src_ip.to_owned(),
+            op,
+            publish_type: publish_type.to_owned(),
+            modified_ms: at_ms,
+        };
+        let mut h = tx.open_table(HISTORY).map_err(|e| storage("opening history")(e.into()))?;
+        h.insert(nid, to_json(&rec).as_slice()).map_err(|e| storage("writing history")(e.into()))?;
+        let mut by_key = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
+        let ix = format!("{}{SEP}{nid:020}", key_str(key));
+        by_key.insert(ix.as_str(), nid).map_err(|e| storage("writing history index")(e.into()))?;
+        Ok(())
+    }
+
+    /// Makes the changes of a committed transaction visible; returns them for notification.
+    pub fn committed(&self) -> Vec<Change> {
+        let changes: Vec<Change> = std::mem::take(&mut *self.pending.lock());
+        if changes.is_empty() {
+            return changes;
+        }
+        let mut cache = self.cache.write();
+        let mut namespaces = self.namespaces.write();
+        for c in &changes {
+            match c {
+                Change::Config { key, item: Some(item), .. } => {
+                    cache.insert(key.clone(), item.clone());
+                }
+                Change::Config { key, item: None, .. } => {
+                    cache.remove(key);
+                }
+                Change::Namespace { id, ns: Some(ns) } => {
+                    namespaces.insert(id.clone(), ns.clone());
+                }
+                Change::Namespace { id, ns: None } => {
+                    namespaces.remove(id);
+                }
+            }
+        }
+        changes
+    }
+
+    /// Drops uncommitted changes (the transaction was aborted).
+    pub fn aborted(&self) {
+        self.pending.lock().clear();
+    }
+
+    /// History of one config, newest first, paged (1-based). Returns (total, page).
+    pub fn history(&self, tx: &ReadTransaction, key: &ConfigKey, page_no: usize, page_size: usize) -> Result<(usize, Vec<HistoryRecord>)> {
+        let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok((0, Vec::new())) };
+        let from = format!("{}{SEP}", key_str(key));
+        let to = format!("{}{}", key_str(key), '\u{20}');
+        let mut nids = Vec::new();
+        for row in by_key.range(from.as_str()..to.as_str()).map_err(|e| storage("reading history index")(e.into()))? {
+            let (_, v) = row.map_err(|e| storage("reading history index")(e.into()))?;
+            nids.push(v.value());
+        }
+        nids.reverse();
+        let total = nids.len();
+        let start = page_no.saturating_sub(1).saturating_mul(page_size);
+        let mut out = Vec::new();
+        for nid in nids.into_iter().skip(start).take(page_size) {
+            if let Some(r) = self.history_record(tx, nid)? {
+                out.push(r);
+            }
+        }
+        Ok((total, out))
+    }
+
+    /// One history record by `nid`.
+    pub fn history_record(&self, tx: &ReadTransaction, nid: u64) -> Result<Option<HistoryRecord>> {
+        let Ok(h) = tx.open_table(HISTORY) else { return Ok(None) };
+        match h.get(nid).map_err(|e| storage("reading history")(e.into()))? {
+            Some(v) => Ok(Some(from_json(v.value(), "reading history")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The record before `nid` of the same config (`/history/previous`).
+    pub fn history_previous(&self, tx: &ReadTransaction, nid: u64) -> Result<Option<HistoryRecord>> {
+        let Some(rec) = self.history_record(tx, nid)? else { return Ok(None) };
+        let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok(None) };
+        let from = format!("{}{SEP}", key_str(&rec.key));
+        let to = format!("{}{SEP}{nid:020}", key_str(&rec.key));
+        let prev = by_key
+            .range(from.as_str()..to.as_str())
+            .map_err(|e| storage("reading history index")(e.into()))?
+            .next_back()
+            .transpose()
+            .map_err(|e| storage("reading history index")(e.into()))?
+            .map(|(_, v)| v.value());
+        match prev {
+            Some(p) => self.history_record(tx, p),
+            None => Ok(None),
+        }
+    }
+
+    /// Serialises every table (Raft snapshot).
+    pub fn snapshot(&self, tx: &ReadTransaction) -> Result<Vec<u8>> {
+        let mut dump = Dump::default();
+        if let Ok(t) = tx.open_table(CONFIGS) {
+            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
+                dump.configs.push((k.value().to_owned(), v.value().to_vec()));
+            }
+        }
+        if let Ok(t) = tx.open_table(HISTORY) {
+            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
+                dump.history.push((k.value(), v.value().to_vec()));
+            }
+        }
+        if let Ok(t) = tx.open_table(NAMESPACES) {
+            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
+                dump.namespaces.push((k.value().to_owned(), v.value().to_vec()));
+            }
+        }
+        Ok(to_json(&dump))
+    }
+
+    /// Replaces every table with a snapshot's content; call [`Self::load`] after commit.
+    pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
+        let dump: Dump = if data.is_empty() { Dump::default() } else { from_json(data, "restoring snapshot")? };
+        for name in [CONFIGS, NAMESPACES] {
+            tx.delete_table(name).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        }
+        tx.delete_table(HISTORY).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        tx.delete_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        let mut c = tx.open_table(CONFIGS).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        for (k, v) in &dump.configs {
+            c.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        }
+        let mut h = tx.open_table(HISTORY).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        for (nid, v) in &dump.history {
+            h.insert(*nid, v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            let rec: HistoryRecord = from_json(v, "restoring snapshot")?;
+            let k = format!("{}{SEP}{nid:020}", key_str(&rec.key));
+            ix.insert(k.as_str(), *nid).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        }
+        let mut n = tx.open_table(NAMESPACES).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        for (k, v) in &dump.namespaces {
+            n.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        }
+        self.pending.lock().clear();
+        Ok(())
+    }
+}
+
+/// Opens a read transaction (helper for callers holding a database).
+pub fn read_tx(db: &redb::Database) -> Result<ReadTransaction> {
+    db.begin_read().map_err(|e| storage("opening a read transaction")(e.into()))
+}
+
+#[cfg(test)]
+mod tests;

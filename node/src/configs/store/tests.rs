@@ -1,0 +1,140 @@
+use super::*;
+use crate::configs::model::ConfigMeta;
+
+fn db() -> (tempdir::Dir, redb::Database) {
+    let dir = tempdir::Dir::new();
+    let db = redb::Database::create(dir.path.join("sm.redb")).unwrap();
+    (dir, db)
+}
+
+mod tempdir {
+    pub struct Dir {
+        pub path: std::path::PathBuf,
+    }
+    impl Dir {
+        pub fn new() -> Self {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("cairn-store-test-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir { path }
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn publish(key: &ConfigKey, content: &str, cas: Option<&str>, beta: Option<Vec<String>>) -> ConfigCommand {
+    ConfigCommand::Publish {
+        key: key.clone(),
+        content: content.into(),
+        meta: ConfigMeta { kind: "yaml".into(), ..ConfigMeta::default() },
+        cas_md5: cas.map(str::to_owned),
+        beta_ips: beta,
+        src_user: "u".into(),
+        src_ip: "1.2.3.4".into(),
+        at_ms: 1000,
+    }
+}
+
+fn apply(store: &ConfigStore, db: &redb::Database, index: u64, cmd: ConfigCommand) -> ConfigOutcome {
+    let tx = db.begin_write().unwrap();
+    let out = store.apply(&tx, index, &cmd).unwrap();
+    tx.commit().unwrap();
+    store.committed();
+    out
+}
+
+#[test]
+fn publish_update_cas_and_history() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let k = ConfigKey::new("", "G", "app.yaml");
+    assert_eq!(apply(&s, &db, 1, publish(&k, "a: 1", None, None)), ConfigOutcome::Done { changed: true });
+    assert_eq!(s.get(&k).unwrap().md5, md5_hex("a: 1"));
+    assert_eq!(apply(&s, &db, 2, publish(&k, "a: 2", Some("wrong"), None)), ConfigOutcome::CasMismatch);
+    assert_eq!(s.get(&k).unwrap().content, "a: 1");
+    let cas = md5_hex("a: 1");
+    assert_eq!(apply(&s, &db, 3, publish(&k, "a: 2", Some(&cas), None)), ConfigOutcome::Done { changed: true });
+    assert_eq!(apply(&s, &db, 4, publish(&k, "a: 2", None, None)), ConfigOutcome::Done { changed: false });
+    let item = s.get(&k).unwrap();
+    assert_eq!(item.id, 1, "row id is stable");
+    let tx = db.begin_read().unwrap();
+    let (total, page) = s.history(&tx, &k, 1, 10).unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(page[0].nid, 4);
+    assert_eq!(page[2].op, OpType::Insert);
+    assert_eq!(page[1].content, "a: 1", "an update records the previous content");
+    let prev = s.history_previous(&tx, 4).unwrap().unwrap();
+    assert_eq!(prev.nid, 3);
+    assert!(s.history_previous(&tx, 1).unwrap().is_none());
+}
+
+#[test]
+fn beta_and_remove() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let k = ConfigKey::new("dev", "G", "d");
+    assert!(matches!(apply(&s, &db, 1, publish(&k, "b", None, Some(vec!["10.0.0.1".into()]))), ConfigOutcome::Rejected(_)));
+    apply(&s, &db, 2, publish(&k, "formal", None, None));
+    apply(&s, &db, 3, publish(&k, "gray", None, Some(vec!["10.0.0.1".into()])));
+    let item = s.get(&k).unwrap();
+    assert_eq!(item.view_for("10.0.0.1").0, "gray");
+    assert_eq!(item.view_for("10.0.0.9").0, "formal");
+    let rm_beta = ConfigCommand::Remove { key: k.clone(), beta_only: true, src_user: String::new(), src_ip: String::new(), at_ms: 5 };
+    assert_eq!(apply(&s, &db, 4, rm_beta.clone()), ConfigOutcome::Done { changed: true });
+    assert_eq!(apply(&s, &db, 5, rm_beta), ConfigOutcome::NotFound);
+    let rm = ConfigCommand::Remove { key: k.clone(), beta_only: false, src_user: String::new(), src_ip: String::new(), at_ms: 6 };
+    assert_eq!(apply(&s, &db, 6, rm.clone()), ConfigOutcome::Done { changed: true });
+    assert!(s.get(&k).is_none());
+    assert_eq!(apply(&s, &db, 7, rm), ConfigOutcome::NotFound);
+}
+
+#[test]
+fn namespaces_and_reload_and_snapshot() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let ns = Namespace { id: "dev".into(), name: "Dev".into(), desc: String::new(), created_ms: 1 };
+    assert_eq!(apply(&s, &db, 1, ConfigCommand::CreateNamespace(ns.clone())), ConfigOutcome::Done { changed: true });
+    assert!(matches!(apply(&s, &db, 2, ConfigCommand::CreateNamespace(ns)), ConfigOutcome::Rejected(_)));
+    let k = ConfigKey::new("dev", "G", "d");
+    apply(&s, &db, 3, publish(&k, "x", None, None));
+    assert!(matches!(apply(&s, &db, 4, ConfigCommand::DeleteNamespace { id: "dev".into() }), ConfigOutcome::Rejected(_)));
+    assert!(s.namespace_exists("dev"));
+    assert!(s.namespace_exists(""));
+    assert!(!s.namespace_exists("prod"));
+
+    // A fresh store loads the same state from disk.
+    let s2 = ConfigStore::new();
+    s2.load(&db.begin_read().unwrap()).unwrap();
+    assert_eq!(s2.get(&k).unwrap().content, "x");
+    assert_eq!(s2.namespaces().len(), 1);
+
+    // Snapshot into another database and restore.
+    let snap = s.snapshot(&db.begin_read().unwrap()).unwrap();
+    let (_d2, db2) = self::db();
+    let s3 = ConfigStore::new();
+    let tx = db2.begin_write().unwrap();
+    s3.restore(&tx, &snap).unwrap();
+    tx.commit().unwrap();
+    s3.load(&db2.begin_read().unwrap()).unwrap();
+    assert_eq!(s3.get(&k).unwrap().content, "x");
+    let (total, _) = s3.history(&db2.begin_read().unwrap(), &k, 1, 10).unwrap();
+    assert_eq!(total, 1);
+}
+
+#[test]
+fn aborted_changes_stay_invisible() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let k = ConfigKey::new("", "G", "d");
+    let tx = db.begin_write().unwrap();
+    s.apply(&tx, 1, &publish(&k, "x", None, None)).unwrap();
+    drop(tx);
+    s.aborted();
+    assert!(s.committed().is_empty());
+    assert!(s.get(&k).is_none());
+}
