@@ -61,6 +61,9 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// The write path is unavailable (no Raft leader, shutting down).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A capability that this node does not offer yet.
     #[error("{0}")]
     Unsupported(String),
@@ -74,6 +77,7 @@ impl Error {
             Error::Malformed(_) => 502,
             Error::NotFound(_) => 404,
             Error::Unsupported(_) => 501,
+            Error::Unavailable(_) => 503,
             _ => 500,
         }
     }
@@ -92,6 +96,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unsupported(_) => "unsupported",
             Error::Storage { .. } => "storage",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::grpc::GrpcApi;
+use crate::api::grpc::{GrpcApi, NamingGrpc};
 use crate::api::http::{self, HttpState};
 use crate::api::push::Pusher;
 use crate::api::udp::UdpPush;
@@ -83,7 +83,7 @@ impl Node {
 
         let svc = GrpcServer::new(
             conns.clone(),
-            Arc::new(GrpcApi::new(registry.clone())),
+            Arc::new(GrpcApi::new(NamingGrpc::new(registry.clone()), None)),
             metrics.clone(),
             ready.clone(),
             cancel.clone(),

@@ -120,10 +120,13 @@ impl UdpPush {
                 self.metrics.pushes.with_label_values(&["udp", "failed"]).inc();
                 continue;
             }
+            // Pending before sending: a fast client's ack may otherwise arrive before the entry
+            // exists, be ignored, and the packet be re-sent although it was acknowledged.
+            self.pending.lock().insert(
+                ref_time,
+                PendingPacket { addr, packet: bytes.clone(), attempts: 1, last_sent: Instant::now() },
+            );
             let _ = self.socket.try_send_to(&bytes, addr);
-            self.pending
-                .lock()
-                .insert(ref_time, PendingPacket { addr, packet: bytes, attempts: 1, last_sent: Instant::now() });
         }
     }
 

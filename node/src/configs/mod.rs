@@ -1,8 +1,10 @@
 //! The config center: configs addressed by (namespace, group, dataId), md5, history, gray
 //! versions, and the long-polling wire format. Persistence goes through Raft.
 
-pub mod longpoll;
 pub mod command;
+pub mod listeners;
+pub mod longpoll;
 pub mod model;
+pub mod service;
 pub mod store;
 pub mod validate;

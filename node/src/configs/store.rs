@@ -17,10 +17,10 @@ use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespac
 use crate::error::{Error, Result};
 use crate::naming::model::PUBLIC_NAMESPACE;
 
-const CONFIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("configs");
-const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("config_history");
-const HISTORY_BY_KEY: TableDefinition<&str, u64> = TableDefinition::new("config_history_by_key");
-const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
+const CONFIGS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("configs");
+const HISTORY: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("config_history");
+const HISTORY_BY_KEY: TableDefinition<'static, &str, u64> = TableDefinition::new("config_history_by_key");
+const NAMESPACES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("namespaces");
 
 const SEP: char = '\u{1f}';
 
@@ -124,8 +124,13 @@ impl ConfigStore {
 
     /// All configs of a namespace (for listings), sorted by group and dataId.
     pub fn list(&self, namespace: &str) -> Vec<(ConfigKey, Arc<ConfigItem>)> {
-        let mut v: Vec<_> =
-            self.cache.read().iter().filter(|(k, _)| &*k.namespace == namespace).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut v: Vec<_> = self
+            .cache
+            .read()
+            .iter()
+            .filter(|(k, _)| &*k.namespace == namespace)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -147,10 +152,11 @@ impl ConfigStore {
             ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms } => {
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
-                let current: Option<ConfigItem> = match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
-                    Some(v) => Some(from_json(v.value(), "reading a config")?),
-                    None => None,
-                };
+                let current: Option<ConfigItem> =
+                    match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
+                        Some(v) => Some(from_json(v.value(), "reading a config")?),
+                        None => None,
+                    };
                 if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current) {
                     if cur.md5 != cas {
                         return Ok(ConfigOutcome::CasMismatch);
@@ -160,7 +166,12 @@ impl ConfigStore {
                 let (item, op, history_content, changed) = match (beta_ips, current) {
                     (Some(ips), Some(mut cur)) => {
                         let changed = cur.beta.as_ref().is_none_or(|b| b.md5 != md5 || &b.ips != ips);
-                        cur.beta = Some(Beta { ips: ips.clone(), content: content.clone(), md5: md5.clone(), modified_ms: *at_ms });
+                        cur.beta = Some(Beta {
+                            ips: ips.clone(),
+                            content: content.clone(),
+                            md5: md5.clone(),
+                            modified_ms: *at_ms,
+                        });
                         (cur, OpType::Update, content.clone(), changed)
                     }
                     (Some(_), None) => {
@@ -197,51 +208,101 @@ impl ConfigStore {
                         (item, OpType::Insert, content.clone(), true)
                     }
                 };
-                configs.insert(ks.as_str(), to_json(&item).as_slice()).map_err(|e| storage("writing a config")(e.into()))?;
+                configs
+                    .insert(ks.as_str(), to_json(&item).as_slice())
+                    .map_err(|e| storage("writing a config")(e.into()))?;
                 drop(configs);
                 let publish_type = if beta_ips.is_some() { "gray" } else { "formal" };
-                self.record_history(tx, index, key, &item, op, history_content, publish_type, src_user, src_ip, *at_ms)?;
-                self.pending.lock().push(Change::Config { key: key.clone(), item: Some(Arc::new(item)), md5_changed: changed });
+                self.record_history(
+                    tx,
+                    index,
+                    key,
+                    &item,
+                    op,
+                    history_content,
+                    publish_type,
+                    src_user,
+                    src_ip,
+                    *at_ms,
+                )?;
+                self.pending.lock().push(Change::Config {
+                    key: key.clone(),
+                    item: Some(Arc::new(item)),
+                    md5_changed: changed,
+                });
                 Ok(ConfigOutcome::Done { changed })
             }
             ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms } => {
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
-                let current: Option<ConfigItem> = match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
-                    Some(v) => Some(from_json(v.value(), "reading a config")?),
-                    None => None,
-                };
+                let current: Option<ConfigItem> =
+                    match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
+                        Some(v) => Some(from_json(v.value(), "reading a config")?),
+                        None => None,
+                    };
                 let Some(mut cur) = current else { return Ok(ConfigOutcome::NotFound) };
                 if *beta_only {
                     let Some(beta) = cur.beta.take() else { return Ok(ConfigOutcome::NotFound) };
-                    configs.insert(ks.as_str(), to_json(&cur).as_slice()).map_err(|e| storage("writing a config")(e.into()))?;
+                    configs
+                        .insert(ks.as_str(), to_json(&cur).as_slice())
+                        .map_err(|e| storage("writing a config")(e.into()))?;
                     drop(configs);
-                    self.record_history(tx, index, key, &cur, OpType::Delete, beta.content, "gray", src_user, src_ip, *at_ms)?;
-                    self.pending.lock().push(Change::Config { key: key.clone(), item: Some(Arc::new(cur)), md5_changed: true });
+                    self.record_history(
+                        tx,
+                        index,
+                        key,
+                        &cur,
+                        OpType::Delete,
+                        beta.content,
+                        "gray",
+                        src_user,
+                        src_ip,
+                        *at_ms,
+                    )?;
+                    self.pending.lock().push(Change::Config {
+                        key: key.clone(),
+                        item: Some(Arc::new(cur)),
+                        md5_changed: true,
+                    });
                 } else {
                     configs.remove(ks.as_str()).map_err(|e| storage("removing a config")(e.into()))?;
                     drop(configs);
                     let previous = cur.content.clone();
-                    self.record_history(tx, index, key, &cur, OpType::Delete, previous, "formal", src_user, src_ip, *at_ms)?;
+                    self.record_history(
+                        tx,
+                        index,
+                        key,
+                        &cur,
+                        OpType::Delete,
+                        previous,
+                        "formal",
+                        src_user,
+                        src_ip,
+                        *at_ms,
+                    )?;
                     self.pending.lock().push(Change::Config { key: key.clone(), item: None, md5_changed: true });
                 }
                 Ok(ConfigOutcome::Done { changed: true })
             }
             ConfigCommand::CreateNamespace(ns) => {
                 let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
-                if ns.id == PUBLIC_NAMESPACE || t.get(ns.id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))?.is_some() {
+                if ns.id == PUBLIC_NAMESPACE
+                    || t.get(ns.id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))?.is_some()
+                {
                     return Ok(ConfigOutcome::Rejected(format!("namespace {} already exists", ns.id)));
                 }
-                t.insert(ns.id.as_str(), to_json(ns).as_slice()).map_err(|e| storage("writing a namespace")(e.into()))?;
+                t.insert(ns.id.as_str(), to_json(ns).as_slice())
+                    .map_err(|e| storage("writing a namespace")(e.into()))?;
                 self.pending.lock().push(Change::Namespace { id: ns.id.clone(), ns: Some(ns.clone()) });
                 Ok(ConfigOutcome::Done { changed: true })
             }
             ConfigCommand::UpdateNamespace { id, name, desc } => {
                 let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
-                let current: Option<Namespace> = match t.get(id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))? {
-                    Some(v) => Some(from_json(v.value(), "reading a namespace")?),
-                    None => None,
-                };
+                let current: Option<Namespace> =
+                    match t.get(id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))? {
+                        Some(v) => Some(from_json(v.value(), "reading a namespace")?),
+                        None => None,
+                    };
                 let Some(mut ns) = current else { return Ok(ConfigOutcome::NotFound) };
                 ns.name = name.clone();
                 ns.desc = desc.clone();
@@ -340,7 +401,13 @@ impl ConfigStore {
     }
 
     /// History of one config, newest first, paged (1-based). Returns (total, page).
-    pub fn history(&self, tx: &ReadTransaction, key: &ConfigKey, page_no: usize, page_size: usize) -> Result<(usize, Vec<HistoryRecord>)> {
+    pub fn history(
+        &self,
+        tx: &ReadTransaction,
+        key: &ConfigKey,
+        page_no: usize,
+        page_size: usize,
+    ) -> Result<(usize, Vec<HistoryRecord>)> {
         let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok((0, Vec::new())) };
         let from = format!("{}{SEP}", key_str(key));
         let to = format!("{}{}", key_str(key), '\u{20}');

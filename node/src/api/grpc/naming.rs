@@ -10,18 +10,18 @@ use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
 use crate::error::{Error, Result};
 use crate::naming::Registry;
 use crate::naming::model::{ClientId, Selection, ServiceKey, parse_clusters};
+use crate::remote::RequestCtx;
 use crate::remote::wire::{self, ResponseBase};
-use crate::remote::{Dispatch, RequestCtx};
 
 /// Handles naming requests from gRPC clients.
-pub struct GrpcApi {
+pub struct NamingGrpc {
     registry: Arc<Registry>,
 }
 
-impl GrpcApi {
+impl NamingGrpc {
     /// Creates the handler set.
     pub fn new(registry: Arc<Registry>) -> Self {
-        GrpcApi { registry }
+        NamingGrpc { registry }
     }
 }
 
@@ -110,7 +110,8 @@ fn key_of(ns: &Option<String>, group: &Option<String>, service: &Option<String>)
     service_key(ns.as_deref().unwrap_or(""), group.as_deref().unwrap_or(""), service.as_deref().unwrap_or(""))
 }
 
-const REQUEST_TYPES: [&str; 6] = [
+/// Request types handled here.
+pub const TYPES: [&str; 6] = [
     "InstanceRequest",
     "BatchInstanceRequest",
     "SubscribeServiceRequest",
@@ -119,7 +120,7 @@ const REQUEST_TYPES: [&str; 6] = [
     "PersistentInstanceRequest",
 ];
 
-impl GrpcApi {
+impl NamingGrpc {
     fn instance(&self, ctx: &RequestCtx, body: &[u8], rid: Option<&str>) -> Result<Payload> {
         let req: InstanceRequest = parse(body)?;
         let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
@@ -212,11 +213,10 @@ impl GrpcApi {
     }
 }
 
-impl Dispatch for GrpcApi {
-    async fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8]) -> Payload {
-        let rid = wire::request_id_of(body);
-        let rid = rid.as_deref();
-        let result = match ty {
+impl NamingGrpc {
+    /// Handles one naming request; `None` when `ty` is not a naming request.
+    pub fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8], rid: Option<&str>) -> Option<Result<Payload>> {
+        Some(match ty {
             "InstanceRequest" => self.instance(ctx, body, rid),
             "BatchInstanceRequest" => self.batch(ctx, body, rid),
             "SubscribeServiceRequest" => self.subscribe(ctx, body, rid),
@@ -225,12 +225,7 @@ impl Dispatch for GrpcApi {
             "PersistentInstanceRequest" => Err(Error::Unsupported(
                 "PersistentInstanceRequest is not supported by this node yet; register persistent instances over HTTP v1".into(),
             )),
-            _ => return wire::error_response(302, &format!("RequestHandler Not Found for type {ty:?}"), rid),
-        };
-        result.unwrap_or_else(|e| wire::error_response(e.nacos_code(), &e.to_string(), rid))
-    }
-
-    fn label(&self, ty: &str) -> &'static str {
-        REQUEST_TYPES.iter().find(|t| **t == ty).copied().unwrap_or("unknown")
+            _ => return None,
+        })
     }
 }

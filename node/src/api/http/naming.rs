@@ -291,7 +291,8 @@ async fn get_service(State(st): State<HttpState>, p: Params) -> ApiResult<Json<V
         "namespaceId": &*key.namespace,
         "groupName": &*key.group,
         "name": &*key.name,
-        "protectThreshold": meta.protect_threshold,
+        // Via the f32's shortest decimal form, so 0.3 reads 0.3 (as Nacos's Java float does), not 0.30000001192092896.
+        "protectThreshold": meta.protect_threshold.to_string().parse::<f64>().unwrap_or(0.0),
         "metadata": meta.metadata,
         "selector": selector,
         "clusters": clusters,

@@ -78,16 +78,31 @@ fn beta_and_remove() {
     let (_d, db) = db();
     let s = ConfigStore::new();
     let k = ConfigKey::new("dev", "G", "d");
-    assert!(matches!(apply(&s, &db, 1, publish(&k, "b", None, Some(vec!["10.0.0.1".into()]))), ConfigOutcome::Rejected(_)));
+    assert!(matches!(
+        apply(&s, &db, 1, publish(&k, "b", None, Some(vec!["10.0.0.1".into()]))),
+        ConfigOutcome::Rejected(_)
+    ));
     apply(&s, &db, 2, publish(&k, "formal", None, None));
     apply(&s, &db, 3, publish(&k, "gray", None, Some(vec!["10.0.0.1".into()])));
     let item = s.get(&k).unwrap();
     assert_eq!(item.view_for("10.0.0.1").0, "gray");
     assert_eq!(item.view_for("10.0.0.9").0, "formal");
-    let rm_beta = ConfigCommand::Remove { key: k.clone(), beta_only: true, src_user: String::new(), src_ip: String::new(), at_ms: 5 };
+    let rm_beta = ConfigCommand::Remove {
+        key: k.clone(),
+        beta_only: true,
+        src_user: String::new(),
+        src_ip: String::new(),
+        at_ms: 5,
+    };
     assert_eq!(apply(&s, &db, 4, rm_beta.clone()), ConfigOutcome::Done { changed: true });
     assert_eq!(apply(&s, &db, 5, rm_beta), ConfigOutcome::NotFound);
-    let rm = ConfigCommand::Remove { key: k.clone(), beta_only: false, src_user: String::new(), src_ip: String::new(), at_ms: 6 };
+    let rm = ConfigCommand::Remove {
+        key: k.clone(),
+        beta_only: false,
+        src_user: String::new(),
+        src_ip: String::new(),
+        at_ms: 6,
+    };
     assert_eq!(apply(&s, &db, 6, rm.clone()), ConfigOutcome::Done { changed: true });
     assert!(s.get(&k).is_none());
     assert_eq!(apply(&s, &db, 7, rm), ConfigOutcome::NotFound);
@@ -102,7 +117,10 @@ fn namespaces_and_reload_and_snapshot() {
     assert!(matches!(apply(&s, &db, 2, ConfigCommand::CreateNamespace(ns)), ConfigOutcome::Rejected(_)));
     let k = ConfigKey::new("dev", "G", "d");
     apply(&s, &db, 3, publish(&k, "x", None, None));
-    assert!(matches!(apply(&s, &db, 4, ConfigCommand::DeleteNamespace { id: "dev".into() }), ConfigOutcome::Rejected(_)));
+    assert!(matches!(
+        apply(&s, &db, 4, ConfigCommand::DeleteNamespace { id: "dev".into() }),
+        ConfigOutcome::Rejected(_)
+    ));
     assert!(s.namespace_exists("dev"));
     assert!(s.namespace_exists(""));
     assert!(!s.namespace_exists("prod"));
