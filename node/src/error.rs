@@ -53,6 +53,9 @@ pub enum Error {
     /// The request conflicts with existing state (e.g. service exists, service not empty).
     #[error("{0}")]
     Conflict(String),
+    /// A compare-and-set publish found another md5 on the server.
+    #[error("{0}")]
+    CasMismatch(String),
     /// Embedded storage failed.
     #[error("storage: {action}: {message}")]
     Storage {
@@ -96,6 +99,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unsupported(_) => "unsupported",
             Error::Storage { .. } => "storage",
+            Error::CasMismatch(_) => "cas_mismatch",
             Error::Unavailable(_) => "unavailable",
         }
     }

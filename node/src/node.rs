@@ -105,12 +105,13 @@ impl Node {
             udp: udp.clone(),
             metrics: metrics.clone(),
             ready: ready.clone(),
-            config: config.clone(),
+            node_config: config.clone(),
+            config: None,
         };
         let router = http::router(state);
         let c = cancel.clone();
         tasks.spawn(async move {
-            axum::serve(http_listener, router)
+            axum::serve(http_listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .with_graceful_shutdown(c.cancelled_owned())
                 .await
                 .map_err(|e| Error::Serve { what: "HTTP", message: e.to_string() })

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use crate::configs::command::{ConfigCommand, ConfigOutcome};
 use crate::configs::listeners::{Listeners, Spelled};
 use crate::configs::longpoll::Listened;
-use crate::configs::model::{ConfigItem, ConfigKey, ConfigMeta, Namespace};
-use crate::configs::store::{Change, ConfigStore};
+use crate::configs::model::{ConfigItem, ConfigKey, ConfigMeta, HistoryRecord, Namespace};
+use crate::configs::store::{Change, ConfigStore, read_tx};
 use crate::configs::validate;
 use crate::error::{Error, Result};
 
@@ -66,6 +66,7 @@ fn now_ms() -> i64 {
 /// The config center.
 pub struct ConfigService {
     store: Arc<ConfigStore>,
+    db: Arc<redb::Database>,
     listeners: Listeners,
     replicator: Arc<dyn Replicator>,
     max_content: usize,
@@ -74,13 +75,30 @@ pub struct ConfigService {
 
 impl ConfigService {
     /// Creates the service; committed changes that gRPC listeners must hear of go to `notify`.
+    /// `db` is the state-machine database the store's tables live in (for history reads).
     pub fn new(
         store: Arc<ConfigStore>,
+        db: Arc<redb::Database>,
         replicator: Arc<dyn Replicator>,
         max_content: usize,
         notify: mpsc::UnboundedSender<ConfigKey>,
     ) -> Self {
-        ConfigService { store, listeners: Listeners::default(), replicator, max_content, notify }
+        ConfigService { store, db, listeners: Listeners::default(), replicator, max_content, notify }
+    }
+
+    /// History of a config, newest first: (total, page).
+    pub fn history(&self, key: &ConfigKey, page_no: usize, page_size: usize) -> Result<(usize, Vec<HistoryRecord>)> {
+        self.store.history(&read_tx(&self.db)?, key, page_no, page_size)
+    }
+
+    /// One history record.
+    pub fn history_record(&self, nid: u64) -> Result<Option<HistoryRecord>> {
+        self.store.history_record(&read_tx(&self.db)?, nid)
+    }
+
+    /// The record before `nid` of the same config.
+    pub fn history_previous(&self, nid: u64) -> Result<Option<HistoryRecord>> {
+        self.store.history_previous(&read_tx(&self.db)?, nid)
     }
 
     /// The committed store.
@@ -145,7 +163,7 @@ impl ConfigService {
         };
         match self.replicator.replicate(cmd).await? {
             ConfigOutcome::Done { .. } => Ok(()),
-            ConfigOutcome::CasMismatch => Err(Error::Conflict("publish failed: server md5 may have changed".into())),
+            ConfigOutcome::CasMismatch => Err(Error::CasMismatch("publish failed: server md5 may have changed".into())),
             ConfigOutcome::NotFound => Err(Error::NotFound("config data not exist".into())),
             ConfigOutcome::Rejected(why) => Err(Error::InvalidParam(why)),
         }

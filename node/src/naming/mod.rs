@@ -2,6 +2,7 @@
 
 pub mod dirty;
 pub mod model;
+pub mod persist;
 pub mod registry;
 pub mod validate;
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// The default group (`DEFAULT_GROUP`).
 pub const DEFAULT_GROUP: &str = "DEFAULT_GROUP";
 /// The default cluster (`DEFAULT`).
@@ -29,7 +31,7 @@ pub fn normalize_namespace(ns: &str) -> &str {
 }
 
 /// Identity of a service: (namespace, group, name), namespace normalised.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
     /// Namespace id (`public` for the default).
     pub namespace: Arc<str>,
@@ -65,10 +67,12 @@ pub enum ClientId {
     Conn(u64),
     /// A v1 HTTP heartbeat client `ip:port` (ephemeral).
     Beat(Arc<str>),
+    /// Persistent instances of `ip:port`, kept in Raft (no liveness; health from active checks).
+    Persistent(Arc<str>),
 }
 
 /// One instance as held by the registry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     /// IP address or host name.
     pub ip: String,
@@ -125,7 +129,7 @@ impl Instance {
 }
 
 /// Service-level settings (created explicitly through the service API, or implicit).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServiceMeta {
     /// Protect threshold 0..=1: when the healthy share is at or below it, all instances are returned.
     pub protect_threshold: f32,

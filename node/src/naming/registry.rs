@@ -114,6 +114,8 @@ pub struct Counts {
     pub connection_clients: usize,
     /// Of which v1 heartbeat clients.
     pub beat_clients: usize,
+    /// Of which persistent `ip:port` clients.
+    pub persistent_clients: usize,
 }
 
 /// The naming registry.
@@ -480,6 +482,63 @@ impl Registry {
         }
     }
 
+    /// Sets or clears a service's explicit settings (applied from Raft).
+    pub fn set_service_meta(&self, key: &ServiceKey, meta: Option<ServiceMeta>) {
+        let svc = self.get_or_create(key);
+        svc.lock().meta = meta;
+        self.mark(key);
+    }
+
+    /// Drops every persistent instance and explicit setting (before reloading them from Raft).
+    pub fn clear_persistent(&self) {
+        let services: Vec<(ServiceKey, Arc<Mutex<ServiceState>>)> =
+            self.services.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (key, svc) in services {
+            let removed: Vec<ClientId> = {
+                let mut s = svc.lock();
+                let gone: Vec<ClientId> =
+                    s.publishers.keys().filter(|c| matches!(c, ClientId::Persistent(_))).cloned().collect();
+                let mut delta = 0i64;
+                for c in &gone {
+                    if let Some(p) = s.publishers.remove(c) {
+                        delta -= p.instances.len() as i64;
+                    }
+                }
+                let had_meta = s.meta.take().is_some();
+                if !gone.is_empty() || had_meta {
+                    let d = s.changed(delta);
+                    self.metrics.instances.add(d);
+                }
+                gone
+            };
+            for c in &removed {
+                self.index_publish(c, &key, false);
+            }
+            self.mark(&key);
+        }
+    }
+
+    /// Whether a service holds instances that are not persistent (checked before replicating a delete).
+    pub fn has_instances(&self, key: &ServiceKey) -> bool {
+        self.get(key).is_some_and(|s| !s.lock().publishers.is_empty())
+    }
+
+    /// Every persistent instance with its service (for active health checks).
+    pub fn persistent_instances(&self) -> Vec<(ServiceKey, Arc<Instance>)> {
+        let services: Vec<(ServiceKey, Arc<Mutex<ServiceState>>)> =
+            self.services.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out = Vec::new();
+        for (key, svc) in services {
+            let s = svc.lock();
+            for (client, p) in &s.publishers {
+                if matches!(client, ClientId::Persistent(_)) {
+                    out.extend(p.instances.iter().map(|i| (key.clone(), i.clone())));
+                }
+            }
+        }
+        out
+    }
+
     /// Service names (bare) in a namespace and group, sorted, paged (1-based page).
     pub fn list_services(&self, namespace: &ServiceKey, page_no: usize, page_size: usize) -> (usize, Vec<String>) {
         let mut names: Vec<String> = self
@@ -551,14 +610,15 @@ impl Registry {
     /// Totals for the operator metrics endpoint.
     pub fn counts(&self) -> Counts {
         let clients = self.clients.lock();
-        let connection_clients = clients.keys().filter(|c| matches!(c, ClientId::Conn(_))).count();
+        let count = |f: fn(&ClientId) -> bool| clients.keys().filter(|c| f(c)).count();
         Counts {
             services: self.services.read().len(),
             instances: self.metrics.instances.get().max(0) as usize,
             subscribers: self.metrics.subscribers.get().max(0) as usize,
             clients: clients.len(),
-            connection_clients,
-            beat_clients: clients.len() - connection_clients,
+            connection_clients: count(|c| matches!(c, ClientId::Conn(_))),
+            beat_clients: count(|c| matches!(c, ClientId::Beat(_))),
+            persistent_clients: count(|c| matches!(c, ClientId::Persistent(_))),
         }
     }
 }

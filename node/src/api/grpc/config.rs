@@ -177,7 +177,7 @@ impl ConfigGrpc {
         match self.service.publish(input).await {
             Ok(()) => Ok(wire::empty_ok("ConfigPublishResponse", rid)),
             // Nacos answers a failed publish (e.g. CAS mismatch) as a failed ConfigPublishResponse.
-            Err(e @ (Error::Conflict(_) | Error::Storage { .. } | Error::Unavailable(_))) => {
+            Err(e @ (Error::CasMismatch(_) | Error::Storage { .. } | Error::Unavailable(_))) => {
                 let msg = e.to_string();
                 let base = ResponseBase {
                     result_code: 500,

@@ -52,12 +52,12 @@ async fn server_state() -> Json<Value> {
 
 /// The address this node reports for itself: the bind address, or loopback when bound to all.
 fn self_ip(st: &HttpState) -> IpAddr {
-    if st.config.bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { st.config.bind }
+    if st.node_config.bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { st.node_config.bind }
 }
 
 fn self_member(st: &HttpState) -> Value {
     let ip = self_ip(st);
-    let port = st.config.http_port;
+    let port = st.node_config.http_port;
     json!({
         "ip": ip.to_string(),
         "port": port,

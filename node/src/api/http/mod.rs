@@ -1,6 +1,8 @@
 //! The Nacos HTTP Open API on port P under `/nacos`, plus `/metrics`.
 
+mod config;
 mod core;
+mod namespace;
 mod naming;
 mod params;
 
@@ -34,7 +36,9 @@ pub struct HttpState {
     /// Serving (readiness).
     pub ready: Arc<AtomicBool>,
     /// Node configuration.
-    pub config: Arc<Config>,
+    pub node_config: Arc<Config>,
+    /// The config center (absent until it runs).
+    pub config: Option<Arc<crate::configs::service::ConfigService>>,
 }
 
 /// An HTTP error: status plus a plain-text body in Nacos's `caused: …;` form.
@@ -56,6 +60,8 @@ impl From<Error> for ApiError {
         let status = match &e {
             Error::InvalidParam(_) | Error::Malformed(_) | Error::Conflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::CasMismatch(_) => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -88,10 +94,12 @@ async fn observe(State(metrics): State<Metrics>, req: Request, next: Next) -> Re
 /// Builds the router.
 pub fn router(state: HttpState) -> Router {
     let metrics = state.metrics.clone();
-    let limit = state.config.max_body_bytes;
+    let limit = state.node_config.max_body_bytes;
     Router::new()
         .merge(naming::routes())
         .merge(core::routes())
+        .merge(config::routes())
+        .merge(namespace::routes())
         .route_layer(middleware::from_fn_with_state(metrics, observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

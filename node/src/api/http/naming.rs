@@ -320,7 +320,7 @@ async fn operator_metrics(State(st): State<HttpState>, p: Params) -> ApiResult<J
         "clientCount": c.clients,
         "connectionBasedClientCount": c.connection_clients,
         "ephemeralIpPortClientCount": c.beat_clients,
-        "persistentIpPortClientCount": 0,
+        "persistentIpPortClientCount": c.persistent_clients,
         "responsibleClientCount": c.clients,
     })))
 }

@@ -1,0 +1,117 @@
+//! The replicated state of a node: what goes through Raft ([`Command`]) and the
+//! [`cairn_raft::Application`] that applies it to the config store (and, later, persistent
+//! naming data). Commands and responses are JSON in the Raft log: human-inspectable, and config
+//! contents are text anyway.
+
+use std::sync::Arc;
+
+use cairn_raft::{AppError, Application};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::configs::command::{ConfigCommand, ConfigOutcome};
+use crate::configs::service::{ConfigService, Replicator};
+use crate::configs::store::ConfigStore;
+use crate::error::{Error, Result};
+
+/// Everything replicated through Raft.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Command {
+    /// A config-center write.
+    Config(ConfigCommand),
+}
+
+/// What applying a [`Command`] answered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// Config-center outcome.
+    Config(ConfigOutcome),
+}
+
+/// Snapshot of every application table.
+#[derive(Serialize, Deserialize, Default)]
+struct Snapshot {
+    configs: Vec<u8>,
+}
+
+/// The node's Raft application.
+pub struct NodeState {
+    configs: Arc<ConfigStore>,
+    service: std::sync::OnceLock<std::sync::Weak<ConfigService>>,
+}
+
+impl NodeState {
+    /// Creates the application over the given stores.
+    pub fn new(configs: Arc<ConfigStore>) -> Self {
+        NodeState { configs, service: std::sync::OnceLock::new() }
+    }
+
+    /// Connects the service that is told about committed changes (set once, after start).
+    pub fn attach(&self, service: &Arc<ConfigService>) {
+        let _ = self.service.set(Arc::downgrade(service));
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> AppError {
+    AppError::Corrupt(e.to_string())
+}
+
+fn storage(e: Error) -> AppError {
+    AppError::Corrupt(e.to_string())
+}
+
+impl Application for NodeState {
+    fn open(&self, tx: &redb::ReadTransaction) -> Result<(), AppError> {
+        self.configs.load(tx).map_err(storage)
+    }
+
+    fn apply(&self, tx: &redb::WriteTransaction, index: u64, command: &[u8]) -> Result<Vec<u8>, AppError> {
+        let cmd: Command = serde_json::from_slice(command).map_err(|e| AppError::Rejected(format!("undecodable command: {e}")))?;
+        let resp = match cmd {
+            Command::Config(c) => Response::Config(self.configs.apply(tx, index, &c).map_err(storage)?),
+        };
+        serde_json::to_vec(&resp).map_err(corrupt)
+    }
+
+    fn after_commit(&self, _applied: &[(u64, Vec<u8>)]) {
+        let changes = self.configs.committed();
+        if let Some(svc) = self.service.get().and_then(std::sync::Weak::upgrade) {
+            svc.on_committed(&changes);
+        }
+    }
+
+    fn snapshot(&self, tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError> {
+        let snap = Snapshot { configs: self.configs.snapshot(tx).map_err(storage)? };
+        serde_json::to_vec(&snap).map_err(corrupt)
+    }
+
+    fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {
+        let snap: Snapshot = if data.is_empty() { Snapshot::default() } else { serde_json::from_slice(data).map_err(corrupt)? };
+        self.configs.restore(tx, &snap.configs).map_err(storage)
+    }
+}
+
+/// Writes through the node's Raft.
+pub struct RaftReplicator {
+    raft: Arc<cairn_raft::RaftNode<NodeState>>,
+}
+
+impl RaftReplicator {
+    /// Wraps a started Raft node.
+    pub fn new(raft: Arc<cairn_raft::RaftNode<NodeState>>) -> Self {
+        RaftReplicator { raft }
+    }
+}
+
+impl Replicator for RaftReplicator {
+    fn replicate(&self, cmd: ConfigCommand) -> BoxFuture<'_, Result<ConfigOutcome>> {
+        Box::pin(async move {
+            let bytes = serde_json::to_vec(&Command::Config(cmd)).map_err(|e| Error::Malformed(e.to_string()))?;
+            let out = self.raft.write(bytes).await.map_err(|e| Error::Unavailable(e.to_string()))?;
+            match serde_json::from_slice::<Response>(&out) {
+                Ok(Response::Config(o)) => Ok(o),
+                Err(e) => Err(Error::Storage { action: "decoding a Raft response", message: e.to_string() }),
+            }
+        })
+    }
+}
