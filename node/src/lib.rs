@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod naming;
 pub mod node;
 pub mod remote;
+pub mod replicate;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -83,7 +83,7 @@ impl Node {
 
         let svc = GrpcServer::new(
             conns.clone(),
-            Arc::new(GrpcApi::new(NamingGrpc::new(registry.clone()), None)),
+            Arc::new(GrpcApi::new(NamingGrpc::new(registry.clone(), None), None)),
             metrics.clone(),
             ready.clone(),
             cancel.clone(),
@@ -107,6 +107,7 @@ impl Node {
             ready: ready.clone(),
             node_config: config.clone(),
             config: None,
+            replicator: None,
         };
         let router = http::router(state);
         let c = cancel.clone();

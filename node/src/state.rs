@@ -1,7 +1,6 @@
-//! The replicated state of a node: what goes through Raft ([`Command`]) and the
-//! [`cairn_raft::Application`] that applies it to the config store (and, later, persistent
-//! naming data). Commands and responses are JSON in the Raft log: human-inspectable, and config
-//! contents are text anyway.
+//! The [`cairn_raft::Application`] of a node: applies replicated [`Command`]s to the config
+//! store and to persistent naming data. Commands and responses are JSON in the Raft log:
+//! human-inspectable, and config contents are text anyway.
 
 use std::sync::Arc;
 
@@ -9,41 +8,30 @@ use cairn_raft::{AppError, Application};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::configs::command::{ConfigCommand, ConfigOutcome};
-use crate::configs::service::{ConfigService, Replicator};
+use crate::configs::service::ConfigService;
 use crate::configs::store::ConfigStore;
 use crate::error::{Error, Result};
-
-/// Everything replicated through Raft.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Command {
-    /// A config-center write.
-    Config(ConfigCommand),
-}
-
-/// What applying a [`Command`] answered.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Response {
-    /// Config-center outcome.
-    Config(ConfigOutcome),
-}
+use crate::naming::persist::NamingPersist;
+use crate::replicate::{Command, Replicator, Response};
 
 /// Snapshot of every application table.
 #[derive(Serialize, Deserialize, Default)]
 struct Snapshot {
     configs: Vec<u8>,
+    naming: Vec<u8>,
 }
 
 /// The node's Raft application.
 pub struct NodeState {
     configs: Arc<ConfigStore>,
+    naming: NamingPersist,
     service: std::sync::OnceLock<std::sync::Weak<ConfigService>>,
 }
 
 impl NodeState {
     /// Creates the application over the given stores.
-    pub fn new(configs: Arc<ConfigStore>) -> Self {
-        NodeState { configs, service: std::sync::OnceLock::new() }
+    pub fn new(configs: Arc<ConfigStore>, naming: NamingPersist) -> Self {
+        NodeState { configs, naming, service: std::sync::OnceLock::new() }
     }
 
     /// Connects the service that is told about committed changes (set once, after start).
@@ -62,18 +50,21 @@ fn storage(e: Error) -> AppError {
 
 impl Application for NodeState {
     fn open(&self, tx: &redb::ReadTransaction) -> Result<(), AppError> {
-        self.configs.load(tx).map_err(storage)
+        self.configs.load(tx).map_err(storage)?;
+        self.naming.load(tx).map_err(storage)
     }
 
     fn apply(&self, tx: &redb::WriteTransaction, index: u64, command: &[u8]) -> Result<Vec<u8>, AppError> {
         let cmd: Command = serde_json::from_slice(command).map_err(|e| AppError::Rejected(format!("undecodable command: {e}")))?;
         let resp = match cmd {
             Command::Config(c) => Response::Config(self.configs.apply(tx, index, &c).map_err(storage)?),
+            Command::Naming(c) => Response::Naming(self.naming.apply(tx, &c).map_err(storage)?),
         };
         serde_json::to_vec(&resp).map_err(corrupt)
     }
 
     fn after_commit(&self, _applied: &[(u64, Vec<u8>)]) {
+        self.naming.committed();
         let changes = self.configs.committed();
         if let Some(svc) = self.service.get().and_then(std::sync::Weak::upgrade) {
             svc.on_committed(&changes);
@@ -81,13 +72,17 @@ impl Application for NodeState {
     }
 
     fn snapshot(&self, tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError> {
-        let snap = Snapshot { configs: self.configs.snapshot(tx).map_err(storage)? };
+        let snap = Snapshot {
+            configs: self.configs.snapshot(tx).map_err(storage)?,
+            naming: self.naming.snapshot(tx).map_err(storage)?,
+        };
         serde_json::to_vec(&snap).map_err(corrupt)
     }
 
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {
         let snap: Snapshot = if data.is_empty() { Snapshot::default() } else { serde_json::from_slice(data).map_err(corrupt)? };
-        self.configs.restore(tx, &snap.configs).map_err(storage)
+        self.configs.restore(tx, &snap.configs).map_err(storage)?;
+        self.naming.restore(tx, &snap.naming).map_err(storage)
     }
 }
 
@@ -104,14 +99,12 @@ impl RaftReplicator {
 }
 
 impl Replicator for RaftReplicator {
-    fn replicate(&self, cmd: ConfigCommand) -> BoxFuture<'_, Result<ConfigOutcome>> {
+    fn replicate(&self, cmd: Command) -> BoxFuture<'_, Result<Response>> {
         Box::pin(async move {
-            let bytes = serde_json::to_vec(&Command::Config(cmd)).map_err(|e| Error::Malformed(e.to_string()))?;
+            let bytes = serde_json::to_vec(&cmd).map_err(|e| Error::Malformed(e.to_string()))?;
             let out = self.raft.write(bytes).await.map_err(|e| Error::Unavailable(e.to_string()))?;
-            match serde_json::from_slice::<Response>(&out) {
-                Ok(Response::Config(o)) => Ok(o),
-                Err(e) => Err(Error::Storage { action: "decoding a Raft response", message: e.to_string() }),
-            }
+            serde_json::from_slice::<Response>(&out)
+                .map_err(|e| Error::Storage { action: "decoding a Raft response", message: e.to_string() })
         })
     }
 }

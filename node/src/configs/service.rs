@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use crate::configs::command::{ConfigCommand, ConfigOutcome};
@@ -15,12 +14,7 @@ use crate::configs::model::{ConfigItem, ConfigKey, ConfigMeta, HistoryRecord, Na
 use crate::configs::store::{Change, ConfigStore, read_tx};
 use crate::configs::validate;
 use crate::error::{Error, Result};
-
-/// Sends a command through replication (Raft) and returns how it applied.
-pub trait Replicator: Send + Sync + 'static {
-    /// Replicates and applies `cmd`; resolves once it is committed and applied locally.
-    fn replicate(&self, cmd: ConfigCommand) -> BoxFuture<'_, Result<ConfigOutcome>>;
-}
+use crate::replicate::{self, Replicator};
 
 /// A publish as received from a client (raw strings; validated here).
 #[derive(Clone, Debug, Default)]
@@ -161,7 +155,7 @@ impl ConfigService {
             src_ip: input.src_ip,
             at_ms: now_ms(),
         };
-        match self.replicator.replicate(cmd).await? {
+        match replicate::config(&*self.replicator, cmd).await? {
             ConfigOutcome::Done { .. } => Ok(()),
             ConfigOutcome::CasMismatch => Err(Error::CasMismatch("publish failed: server md5 may have changed".into())),
             ConfigOutcome::NotFound => Err(Error::NotFound("config data not exist".into())),
@@ -172,7 +166,7 @@ impl ConfigService {
     /// Removes a config (or its gray version); removing what does not exist succeeds, as in Nacos.
     pub async fn remove(&self, key: ConfigKey, beta_only: bool, src_user: String, src_ip: String) -> Result<()> {
         let cmd = ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms: now_ms() };
-        match self.replicator.replicate(cmd).await? {
+        match replicate::config(&*self.replicator, cmd).await? {
             ConfigOutcome::Rejected(why) => Err(Error::InvalidParam(why)),
             _ => Ok(()),
         }
@@ -185,7 +179,7 @@ impl ConfigService {
             return Err(Error::InvalidParam("namespaceId must not be blank".into()));
         }
         let ns = Namespace { id: id.into(), name: name.into(), desc: desc.into(), created_ms: now_ms() };
-        match self.replicator.replicate(ConfigCommand::CreateNamespace(ns)).await? {
+        match replicate::config(&*self.replicator, ConfigCommand::CreateNamespace(ns)).await? {
             ConfigOutcome::Rejected(why) => Err(Error::Conflict(why)),
             _ => Ok(()),
         }
@@ -194,7 +188,7 @@ impl ConfigService {
     /// Updates a namespace's name and description.
     pub async fn update_namespace(&self, id: &str, name: &str, desc: &str) -> Result<()> {
         let cmd = ConfigCommand::UpdateNamespace { id: id.into(), name: name.into(), desc: desc.into() };
-        match self.replicator.replicate(cmd).await? {
+        match replicate::config(&*self.replicator, cmd).await? {
             ConfigOutcome::NotFound => Err(Error::NotFound(format!("namespaceId [ {id} ] not exist"))),
             ConfigOutcome::Rejected(why) => Err(Error::Conflict(why)),
             _ => Ok(()),
@@ -203,7 +197,7 @@ impl ConfigService {
 
     /// Deletes an empty namespace.
     pub async fn delete_namespace(&self, id: &str) -> Result<()> {
-        match self.replicator.replicate(ConfigCommand::DeleteNamespace { id: id.into() }).await? {
+        match replicate::config(&*self.replicator, ConfigCommand::DeleteNamespace { id: id.into() }).await? {
             ConfigOutcome::NotFound => Err(Error::NotFound(format!("namespaceId [ {id} ] not exist"))),
             ConfigOutcome::Rejected(why) => Err(Error::Conflict(why)),
             _ => Ok(()),

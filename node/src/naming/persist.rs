@@ -170,7 +170,9 @@ impl NamingPersist {
         let change = match cmd {
             NamingCommand::Register { key, instance } => {
                 let k = instance_str(key, &instance.ip, instance.port, &instance.cluster);
-                instances.insert(k.as_str(), encode(instance).as_slice()).map_err(|e| st("writing an instance")(e.into()))?;
+                instances
+                    .insert(k.as_str(), encode(instance).as_slice())
+                    .map_err(|e| st("writing an instance")(e.into()))?;
                 Change::Instance {
                     key: key.clone(),
                     ip: instance.ip.clone(),
@@ -184,23 +186,41 @@ impl NamingPersist {
                 if instances.remove(k.as_str()).map_err(|e| st("removing an instance")(e.into()))?.is_none() {
                     return Ok(NamingOutcome::NotFound);
                 }
-                Change::Instance { key: key.clone(), ip: ip.clone(), port: *port, cluster: cluster.clone(), instance: None }
+                Change::Instance {
+                    key: key.clone(),
+                    ip: ip.clone(),
+                    port: *port,
+                    cluster: cluster.clone(),
+                    instance: None,
+                }
             }
             NamingCommand::SetHealth { key, ip, port, cluster, healthy } => {
                 let k = instance_str(key, ip, *port, cluster);
-                let current: Option<Instance> = match instances.get(k.as_str()).map_err(|e| st("reading an instance")(e.into()))? {
-                    Some(v) => Some(decode(v.value())?),
-                    None => None,
-                };
+                let current: Option<Instance> =
+                    match instances.get(k.as_str()).map_err(|e| st("reading an instance")(e.into()))? {
+                        Some(v) => Some(decode(v.value())?),
+                        None => None,
+                    };
                 let Some(mut inst) = current else { return Ok(NamingOutcome::NotFound) };
                 inst.healthy = *healthy;
-                instances.insert(k.as_str(), encode(&inst).as_slice()).map_err(|e| st("writing an instance")(e.into()))?;
-                Change::Instance { key: key.clone(), ip: ip.clone(), port: *port, cluster: cluster.clone(), instance: Some(inst) }
+                instances
+                    .insert(k.as_str(), encode(&inst).as_slice())
+                    .map_err(|e| st("writing an instance")(e.into()))?;
+                Change::Instance {
+                    key: key.clone(),
+                    ip: ip.clone(),
+                    port: *port,
+                    cluster: cluster.clone(),
+                    instance: Some(inst),
+                }
             }
             NamingCommand::CreateService { key, meta } => {
                 let k = service_str(key);
                 if services.get(k.as_str()).map_err(|e| st("reading a service")(e.into()))?.is_some() {
-                    return Ok(NamingOutcome::Rejected(format!("specified service {} already exists", key.grouped_name())));
+                    return Ok(NamingOutcome::Rejected(format!(
+                        "specified service {} already exists",
+                        key.grouped_name()
+                    )));
                 }
                 services.insert(k.as_str(), encode(meta).as_slice()).map_err(|e| st("writing a service")(e.into()))?;
                 Change::Service { key: key.clone(), meta: Some(meta.clone()) }
@@ -225,7 +245,8 @@ impl NamingPersist {
                         key.grouped_name()
                     )));
                 }
-                if services.remove(service_str(key).as_str()).map_err(|e| st("removing a service")(e.into()))?.is_none() {
+                if services.remove(service_str(key).as_str()).map_err(|e| st("removing a service")(e.into()))?.is_none()
+                {
                     return Ok(NamingOutcome::NotFound);
                 }
                 Change::Service { key: key.clone(), meta: None }

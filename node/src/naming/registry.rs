@@ -485,7 +485,19 @@ impl Registry {
     /// Sets or clears a service's explicit settings (applied from Raft).
     pub fn set_service_meta(&self, key: &ServiceKey, meta: Option<ServiceMeta>) {
         let svc = self.get_or_create(key);
-        svc.lock().meta = meta;
+        let idle = {
+            let mut s = svc.lock();
+            s.meta = meta;
+            s.is_idle()
+        };
+        if idle {
+            // A deleted service with nothing left disappears at once, as with the in-memory delete.
+            let mut map = self.services.write();
+            if map.get(key).is_some_and(|s| s.lock().is_idle()) {
+                map.remove(key);
+            }
+            self.metrics.services.set(map.len() as i64);
+        }
         self.mark(key);
     }
 

@@ -47,9 +47,16 @@ pub struct GrpcServer<D> {
     metrics: Metrics,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
+    persistent_by_grpc: bool,
 }
 
 impl<D> GrpcServer<D> {
+    /// Announce `supportPersistentInstanceByGrpc` in `SetupAckRequest`.
+    pub fn with_persistent_by_grpc(mut self, on: bool) -> Self {
+        self.persistent_by_grpc = on;
+        self
+    }
+
     /// Creates the service. `ready` false ⇒ ServerCheck answers 300 (starting / stopping).
     pub fn new(
         conns: Arc<Connections>,
@@ -58,7 +65,7 @@ impl<D> GrpcServer<D> {
         ready: Arc<AtomicBool>,
         shutdown: CancellationToken,
     ) -> Self {
-        GrpcServer { conns, dispatch, metrics, ready, shutdown }
+        GrpcServer { conns, dispatch, metrics, ready, shutdown, persistent_by_grpc: false }
     }
 }
 
@@ -70,6 +77,7 @@ impl<D> Clone for GrpcServer<D> {
             metrics: self.metrics.clone(),
             ready: self.ready.clone(),
             shutdown: self.shutdown.clone(),
+            persistent_by_grpc: self.persistent_by_grpc,
         }
     }
 }
@@ -92,10 +100,12 @@ struct ConnectionSetupRequest {
     ability_table: Option<serde_json::Value>,
 }
 
-/// The abilities this server announces in `SetupAckRequest`. Persistent instances over gRPC
-/// are not offered yet, so clients send them over HTTP v1.
-const SETUP_ACK: &str =
-    r#"{"headers":{},"abilityTable":{"supportPersistentInstanceByGrpc":false},"module":"internal"}"#;
+/// The `SetupAckRequest` body: persistent instances over gRPC are announced only when the node
+/// can take them (Raft runs); otherwise Java clients send them over HTTP v1.
+fn setup_ack(persistent_by_grpc: bool) -> Vec<u8> {
+    format!(r#"{{"headers":{{}},"abilityTable":{{"supportPersistentInstanceByGrpc":{persistent_by_grpc}}},"module":"internal"}}"#)
+        .into_bytes()
+}
 
 impl<D: Dispatch> GrpcServer<D> {
     async fn unary(&self, info: Option<ConnInfo>, p: &Payload) -> Payload {
@@ -174,6 +184,7 @@ impl<D: Dispatch> BiRequestStream for GrpcServer<D> {
         let shutdown = self.shutdown.clone();
         let stopped = conn.stopped();
         let metrics = self.metrics.clone();
+        let ack = setup_ack(self.persistent_by_grpc);
         // The reader lives as long as the stream: it ends on client close, on unregister
         // (detection failure) or on node shutdown.
         tokio::spawn(async move {
@@ -203,7 +214,7 @@ impl<D: Dispatch> BiRequestStream for GrpcServer<D> {
                     tracing::debug!(conn = %info.num, version = %meta.client_version, "connection setup");
                     conns.register(info.num, meta, tx);
                     if setup.ability_table.as_ref().is_some_and(|v| !v.is_null()) {
-                        conns.send_oneway(info.num, wire::payload("SetupAckRequest", SETUP_ACK.as_bytes().to_vec()));
+                        conns.send_oneway(info.num, wire::payload("SetupAckRequest", ack.clone()));
                     }
                     metrics.observe_request("grpc", "ConnectionSetupRequest", true, start.elapsed().as_secs_f64());
                 } else if ty.ends_with("Response") {

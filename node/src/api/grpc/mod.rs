@@ -28,7 +28,7 @@ impl Dispatch for GrpcApi {
     async fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8]) -> Payload {
         let rid = wire::request_id_of(body);
         let rid = rid.as_deref();
-        let mut result = self.naming.handle(ctx, ty, body, rid);
+        let mut result = self.naming.handle(ctx, ty, body, rid).await;
         if result.is_none() {
             if let Some(config) = &self.config {
                 result = config.handle(ctx, ty, body, rid).await;

@@ -10,18 +10,21 @@ use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
 use crate::error::{Error, Result};
 use crate::naming::Registry;
 use crate::naming::model::{ClientId, Selection, ServiceKey, parse_clusters};
+use crate::naming::persist::NamingCommand;
 use crate::remote::RequestCtx;
 use crate::remote::wire::{self, ResponseBase};
+use crate::replicate::{self, Replicator};
 
 /// Handles naming requests from gRPC clients.
 pub struct NamingGrpc {
     registry: Arc<Registry>,
+    replicator: Option<Arc<dyn Replicator>>,
 }
 
 impl NamingGrpc {
-    /// Creates the handler set.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        NamingGrpc { registry }
+    /// Creates the handler set; without a replicator persistent instances are refused.
+    pub fn new(registry: Arc<Registry>, replicator: Option<Arc<dyn Replicator>>) -> Self {
+        NamingGrpc { registry, replicator }
     }
 }
 
@@ -214,17 +217,36 @@ impl NamingGrpc {
 }
 
 impl NamingGrpc {
+    async fn persistent(&self, body: &[u8], rid: Option<&str>) -> Result<Payload> {
+        let Some(rep) = &self.replicator else {
+            return Err(Error::Unsupported("persistent instances need Raft, which is not running on this node".into()));
+        };
+        let req: InstanceRequest = parse(body)?;
+        let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
+        let kind = req.kind.unwrap_or_default();
+        let mut inst =
+            req.instance.ok_or_else(|| Error::InvalidParam("instance is required".into()))?.into_domain(&key)?;
+        inst.ephemeral = false;
+        let cmd = match kind.as_str() {
+            "registerInstance" => NamingCommand::Register { key, instance: inst },
+            "deregisterInstance" => {
+                NamingCommand::Deregister { key, ip: inst.ip, port: inst.port, cluster: inst.cluster }
+            }
+            other => return Err(Error::InvalidParam(format!("Unsupported request type {other:?}"))),
+        };
+        replicate::naming(&**rep, cmd).await?;
+        Ok(wire::json_payload("InstanceResponse", &TypedResponse { base: ResponseBase::ok(rid), kind: &kind }))
+    }
+
     /// Handles one naming request; `None` when `ty` is not a naming request.
-    pub fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8], rid: Option<&str>) -> Option<Result<Payload>> {
+    pub async fn handle(&self, ctx: &RequestCtx, ty: &str, body: &[u8], rid: Option<&str>) -> Option<Result<Payload>> {
         Some(match ty {
             "InstanceRequest" => self.instance(ctx, body, rid),
             "BatchInstanceRequest" => self.batch(ctx, body, rid),
             "SubscribeServiceRequest" => self.subscribe(ctx, body, rid),
             "ServiceQueryRequest" => self.query(body, rid),
             "ServiceListRequest" => self.list(body, rid),
-            "PersistentInstanceRequest" => Err(Error::Unsupported(
-                "PersistentInstanceRequest is not supported by this node yet; register persistent instances over HTTP v1".into(),
-            )),
+            "PersistentInstanceRequest" => self.persistent(body, rid).await,
             _ => return None,
         })
     }

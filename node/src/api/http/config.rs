@@ -61,7 +61,10 @@ fn client_ip(p: &Params, headers: &HeaderMap, peer: &Peer) -> String {
 
 fn publish_input(p: &Params, headers: &HeaderMap, peer: &Peer, v2: bool) -> ApiResult<PublishInput> {
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let content = p.0.get("content").cloned().ok_or_else(|| ApiError::bad_request("Required parameter 'content' is not present"))?;
+    let content =
+        p.0.get("content")
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("Required parameter 'content' is not present"))?;
     Ok(PublishInput {
         namespace: namespace_param(p, v2).to_owned(),
         group: p.str("group").to_owned(),
@@ -126,12 +129,7 @@ fn detail_json(key: &ConfigKey, item: &ConfigItem) -> Value {
     })
 }
 
-async fn v1_get(
-    State(st): State<HttpState>,
-    peer: Peer,
-    headers: HeaderMap,
-    p: Params,
-) -> ApiResult<Response> {
+async fn v1_get(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let svc = service(&st)?;
     if let Some(mode) = p.opt("search") {
         return v1_search(svc, &p, mode).map(IntoResponse::into_response);
@@ -181,8 +179,12 @@ fn v1_search(svc: &ConfigService, p: &Params, mode: &str) -> ApiResult<Json<Valu
             pattern == v
         }
     };
-    let all: Vec<_> =
-        svc.store().list(ns).into_iter().filter(|(k, _)| matches(data_id, &k.data_id) && matches(group, &k.group)).collect();
+    let all: Vec<_> = svc
+        .store()
+        .list(ns)
+        .into_iter()
+        .filter(|(k, _)| matches(data_id, &k.data_id) && matches(group, &k.group))
+        .collect();
     let page_no = p.num::<usize>("pageNo", 1)?.max(1);
     let page_size = p.num::<usize>("pageSize", 10)?.clamp(1, 500);
     let total = all.len();
@@ -218,7 +220,10 @@ fn url_decode(s: &str) -> ApiResult<String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 let v = hex.ok_or_else(|| ApiError::bad_request("Listening-Configs is not properly encoded"))?;
                 out.push(v);
                 i += 2;
@@ -232,13 +237,16 @@ fn url_decode(s: &str) -> ApiResult<String> {
 
 async fn v1_listener(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let svc = service(&st)?;
-    let raw = p.0.get("Listening-Configs").ok_or_else(|| ApiError::bad_request("Required parameter 'Listening-Configs' is not present"))?;
+    let raw =
+        p.0.get("Listening-Configs")
+            .ok_or_else(|| ApiError::bad_request("Required parameter 'Listening-Configs' is not present"))?;
     let listened = longpoll::parse(&url_decode(raw)?)?;
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let no_hangup = header("Long-Pulling-Timeout-No-Hangup").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let hold = match header("Long-Pulling-Timeout") {
         Some(t) if !no_hangup => {
-            let t: u64 = t.trim().parse().map_err(|_| ApiError::bad_request("Long-Pulling-Timeout must be a number of ms"))?;
+            let t: u64 =
+                t.trim().parse().map_err(|_| ApiError::bad_request("Long-Pulling-Timeout must be a number of ms"))?;
             Some(Duration::from_millis(t.saturating_sub(HOLD_DELAY_MS).max(MIN_HOLD_MS)))
         }
         _ => None,
@@ -285,7 +293,8 @@ fn history_page(svc: &ConfigService, p: &Params, v2: bool) -> ApiResult<Value> {
 }
 
 fn history_detail(svc: &ConfigService, p: &Params, param: &str) -> ApiResult<Value> {
-    let nid: u64 = p.required(param)?.parse().map_err(|_| ApiError::bad_request(format!("Param '{param}' must be a number")))?;
+    let nid: u64 =
+        p.required(param)?.parse().map_err(|_| ApiError::bad_request(format!("Param '{param}' must be a number")))?;
     let rec = svc.history_record(nid)?.ok_or_else(|| Error::NotFound(format!("history record {nid} not found")))?;
     check_history_key(p, &rec)?;
     Ok(history_json(&rec))

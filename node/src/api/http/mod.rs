@@ -39,6 +39,8 @@ pub struct HttpState {
     pub node_config: Arc<Config>,
     /// The config center (absent until it runs).
     pub config: Option<Arc<crate::configs::service::ConfigService>>,
+    /// The write path for persistent data (absent: persistent writes are refused).
+    pub replicator: Option<Arc<dyn crate::replicate::Replicator>>,
 }
 
 /// An HTTP error: status plus a plain-text body in Nacos's `caused: …;` form.

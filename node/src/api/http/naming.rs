@@ -13,7 +13,10 @@ use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
 use crate::api::http::{ApiError, ApiResult, HttpState, Params};
 use crate::error::Error;
 use crate::naming::model::{ClientId, DEFAULT_CLUSTER, Instance, ServiceKey, ServiceMeta, parse_clusters};
+use crate::naming::persist::{NamingCommand, NamingOutcome};
 use crate::naming::validate;
+use crate::replicate::{self, Replicator};
+use std::sync::Arc;
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -77,27 +80,36 @@ fn instance_from_params(p: &Params, key: &ServiceKey) -> ApiResult<Instance> {
     Ok(dto.into_domain(key)?)
 }
 
-fn persistent_unsupported() -> ApiError {
-    Error::Unsupported("persistent instances (ephemeral=false) are not supported by this node yet".into()).into()
+fn replicator(st: &HttpState) -> ApiResult<&Arc<dyn Replicator>> {
+    st.replicator.as_ref().ok_or_else(|| {
+        Error::Unsupported("persistent data needs Raft, which is not running on this node".into()).into()
+    })
+}
+
+async fn naming_write(st: &HttpState, cmd: NamingCommand) -> ApiResult<NamingOutcome> {
+    Ok(replicate::naming(&**replicator(st)?, cmd).await?)
 }
 
 async fn register(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
     let inst = instance_from_params(&p, &key)?;
-    if !inst.ephemeral {
-        return Err(persistent_unsupported());
+    if inst.ephemeral {
+        st.registry.upsert(&beat_client(&inst.ip, inst.port), &key, inst);
+    } else {
+        naming_write(&st, NamingCommand::Register { key, instance: inst }).await?;
     }
-    st.registry.upsert(&beat_client(&inst.ip, inst.port), &key, inst);
     Ok("ok")
 }
 
 async fn deregister(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
     let (ip, port, cluster) = endpoint(&p)?;
-    if !p.bool("ephemeral", true)? {
-        return Err(persistent_unsupported());
+    if p.bool("ephemeral", true)? {
+        st.registry.remove_endpoint(&beat_client(&ip, port), &key, &ip, port, &cluster);
+    } else {
+        // Removing what is not there succeeds, as in Nacos.
+        naming_write(&st, NamingCommand::Deregister { key, ip, port, cluster }).await?;
     }
-    st.registry.remove_endpoint(&beat_client(&ip, port), &key, &ip, port, &cluster);
     Ok("ok")
 }
 
@@ -116,6 +128,21 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
     let metadata = p.string_map("metadata")?;
     if let Some(m) = &metadata {
         validate::metadata(m)?;
+    }
+    if let Some(mut inst) = st.registry.find_instance(&key, &ip, port, &cluster).filter(|i| !i.ephemeral) {
+        // Persistent instances change through Raft.
+        if let Some(w) = weight {
+            inst.weight = w;
+        }
+        if let Some(e) = enabled {
+            inst.enabled = e;
+        }
+        if let Some(m) = metadata {
+            inst.metadata = m;
+        }
+        validate::instance(&inst)?;
+        naming_write(&st, NamingCommand::Register { key, instance: inst }).await?;
+        return Ok("ok");
     }
     let found = st.registry.update_instance(&key, &ip, port, &cluster, |i| {
         if let Some(w) = weight {
