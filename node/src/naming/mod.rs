@@ -1,6 +1,7 @@
 //! Naming: the registry of services and instances, independent of any wire format.
 
 pub mod dirty;
+pub mod health;
 pub mod model;
 pub mod persist;
 pub mod registry;
