@@ -36,6 +36,10 @@ pub struct Config {
     #[arg(long, env = "CAIRN_MEMBERS")]
     pub members: Option<String>,
 
+    /// Host (name or IP) other members use to reach this node; defaults to the bind address.
+    #[arg(long, env = "CAIRN_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+
     /// Log filter in `tracing` EnvFilter syntax (e.g. `info`, `cairn_node=debug`).
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     pub log: String,
@@ -111,6 +115,21 @@ impl Config {
     /// The client gRPC address (P+1000).
     pub fn client_grpc_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.http_port + CLIENT_GRPC_OFFSET)
+    }
+
+    /// The cluster gRPC address (P+1001): Raft and, later, Distro.
+    pub fn cluster_grpc_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.http_port + CLUSTER_GRPC_OFFSET)
+    }
+
+    /// The host other members reach this node at: `--advertise-host`, else the bind address,
+    /// else (bound to all interfaces) 127.0.0.1.
+    pub fn advertise_host(&self) -> String {
+        match &self.advertise_host {
+            Some(h) => h.clone(),
+            None if self.bind.is_unspecified() => "127.0.0.1".into(),
+            None => self.bind.to_string(),
+        }
     }
 
     /// Milliseconds as a [`Duration`].

@@ -56,6 +56,14 @@ pub enum Error {
     /// A compare-and-set publish found another md5 on the server.
     #[error("{0}")]
     CasMismatch(String),
+    /// Raft could not start or serve.
+    #[error("raft: {action}: {message}")]
+    Raft {
+        /// What was being done.
+        action: &'static str,
+        /// The cause.
+        message: String,
+    },
     /// Embedded storage failed.
     #[error("storage: {action}: {message}")]
     Storage {
@@ -99,6 +107,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unsupported(_) => "unsupported",
             Error::Storage { .. } => "storage",
+            Error::Raft { .. } => "raft",
             Error::CasMismatch(_) => "cas_mismatch",
             Error::Unavailable(_) => "unavailable",
         }

@@ -15,8 +15,11 @@ pub mod error;
 pub mod metrics;
 pub mod naming;
 pub mod node;
+pub mod persist;
+pub mod raft_metrics;
 pub mod remote;
 pub mod replicate;
+pub mod state;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -41,6 +41,15 @@ pub struct Metrics {
     pub push_dispatch_seconds: Histogram,
     /// Connections closed by client detection.
     pub detection_evictions: IntCounter,
+    /// Config change notifications by result.
+    pub config_pushes: IntCounterVec,
+    /// Configs held.
+    pub configs: IntGauge,
+    /// Parked HTTP long polls.
+    pub long_polls: IntGauge,
+    /// gRPC config listen registrations.
+    pub config_listeners: IntGauge,
+    refreshers: Arc<RwLock<Vec<Box<dyn Fn() + Send + Sync>>>>,
     nacos_monitor: GaugeVec,
     /// Resolved per-label handles, so the hot path does not hash label values per request.
     resolved: Arc<RwLock<HashMap<String, HashMap<String, RequestHandles>>>>,
@@ -94,6 +103,14 @@ impl Metrics {
                 "cairn_client_detection_evictions_total",
                 "Connections closed because they did not answer ClientDetectionRequest",
             )?,
+            config_pushes: IntCounterVec::new(
+                Opts::new("cairn_config_pushes_total", "ConfigChangeNotifyRequest pushes by result"),
+                &["result"],
+            )?,
+            configs: IntGauge::new("cairn_configs", "Configs held")?,
+            long_polls: IntGauge::new("cairn_config_long_polls", "Parked HTTP long polls")?,
+            config_listeners: IntGauge::new("cairn_config_listeners", "gRPC config listen registrations")?,
+            refreshers: Arc::default(),
             nacos_monitor: GaugeVec::new(
                 Opts::new("nacos_monitor", "Nacos-compatible monitor gauges"),
                 &["module", "name"],
@@ -113,6 +130,10 @@ impl Metrics {
         m.registry.register(Box::new(m.push_dispatch_seconds.clone()))?;
         m.registry.register(Box::new(m.detection_evictions.clone()))?;
         m.registry.register(Box::new(m.nacos_monitor.clone()))?;
+        m.registry.register(Box::new(m.config_pushes.clone()))?;
+        m.registry.register(Box::new(m.configs.clone()))?;
+        m.registry.register(Box::new(m.long_polls.clone()))?;
+        m.registry.register(Box::new(m.config_listeners.clone()))?;
         Ok(m)
     }
 
@@ -142,8 +163,21 @@ impl Metrics {
         h.seconds.observe(seconds);
     }
 
+    /// Registers a collector of extra metric families (e.g. Raft's, read at scrape time).
+    pub fn register_collector(&self, c: Box<dyn prometheus::core::Collector>) -> Result<()> {
+        Ok(self.registry.register(c)?)
+    }
+
+    /// Adds a hook run before every scrape (to refresh gauges computed from state).
+    pub fn on_scrape(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.refreshers.write().push(Box::new(f));
+    }
+
     /// Refreshes the `nacos_monitor` gauges from the native metrics.
     fn refresh_nacos_monitor(&self) {
+        for f in self.refreshers.read().iter() {
+            f();
+        }
         let set = |module: &str, name: &str, v: f64| self.nacos_monitor.with_label_values(&[module, name]).set(v);
         set("naming", "serviceCount", self.services.get() as f64);
         set("naming", "ipCount", self.instances.get() as f64);
@@ -161,6 +195,11 @@ impl Metrics {
         set("naming", "avgPushCost", avg_ms);
         set("naming", "leaderStatus", 1.0);
         set("core", "longConnection", self.grpc_connections.get() as f64);
+        set("config", "configCount", self.configs.get() as f64);
+        set("config", "longPolling", self.long_polls.get() as f64);
+        let notify: u64 =
+            ["ok", "timeout", "failed"].iter().map(|r| self.config_pushes.with_label_values(&[r]).get()).sum();
+        set("config", "notifyClientTask", notify as f64);
     }
 
     /// Text exposition of every metric (`/metrics`).

@@ -12,17 +12,22 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::grpc::{GrpcApi, NamingGrpc};
+use crate::api::config_push::ConfigPusher;
+use crate::api::grpc::{ConfigGrpc, GrpcApi, NamingGrpc};
 use crate::api::http::{self, HttpState};
 use crate::api::push::Pusher;
 use crate::api::udp::UdpPush;
 use crate::config::Config;
+use crate::configs::service::ConfigService;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::naming::health::{self, HealthSettings, Responsible};
 use crate::naming::{ClientId, DirtySet, Registry, Settings};
+use crate::persist::Persist;
 use crate::remote::detect::{self, DetectSettings};
 use crate::remote::io::TrackedIo;
 use crate::remote::{Connections, GrpcServer};
+use crate::replicate::Replicator;
 
 /// A running node.
 pub struct Node {
@@ -30,6 +35,7 @@ pub struct Node {
     tasks: JoinSet<Result<()>>,
     ready: Arc<AtomicBool>,
     conns: Arc<Connections>,
+    raft: Arc<cairn_raft::RaftNode>,
     grace: Duration,
     /// Bound HTTP address.
     pub http_addr: std::net::SocketAddr,
@@ -81,13 +87,71 @@ impl Node {
 
         let mut tasks = JoinSet::new();
 
+        // Persistent data: one Raft path, standalone being a one-member cluster.
+        let persist = Persist::start(&config, registry.clone(), &metrics).await?;
+        let raft_listener = bind("cluster gRPC", config.cluster_grpc_addr()).await?;
+        let raft_service = cairn_raft::raft_service(&persist.raft);
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(raft_service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(raft_listener),
+                    c.cancelled_owned(),
+                )
+                .await
+                .map_err(|e| Error::Serve { what: "cluster gRPC", message: e.to_string() })
+        });
+        persist.bootstrap(&config).await?;
+        let replicator: Arc<dyn Replicator> = persist.replicator.clone();
+        let (notify_tx, notify_rx) = tokio::sync::mpsc::unbounded_channel();
+        let config_service = Arc::new(ConfigService::new(
+            persist.configs.clone(),
+            persist.replicator.clone(),
+            replicator.clone(),
+            config.max_body_bytes,
+            notify_tx,
+        ));
+        persist.app.attach(&config_service);
+        {
+            let cs = config_service.clone();
+            conns.on_unregister(move |num| cs.listeners().conn_gone(num));
+            let (cs, m) = (config_service.clone(), metrics.clone());
+            metrics.on_scrape(move || {
+                m.configs.set(cs.store().count() as i64);
+                m.long_polls.set(cs.listeners().poll_count() as i64);
+                m.config_listeners.set(cs.listeners().grpc_count() as i64);
+            });
+        }
+        let pusher = ConfigPusher {
+            service: config_service.clone(),
+            conns: conns.clone(),
+            metrics: metrics.clone(),
+            timeout: Config::ms(config.push_timeout_ms),
+        };
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            pusher.run(notify_rx, c).await;
+            Ok(())
+        });
+        let (c, r, rep) = (cancel.clone(), registry.clone(), replicator.clone());
+        let responsible: Responsible = Arc::new(|_| true);
+        tasks.spawn(async move {
+            health::run(r, rep, responsible, HealthSettings::default(), c).await;
+            Ok(())
+        });
+
         let svc = GrpcServer::new(
             conns.clone(),
-            Arc::new(GrpcApi::new(NamingGrpc::new(registry.clone(), None), None)),
+            Arc::new(GrpcApi::new(
+                NamingGrpc::new(registry.clone(), Some(replicator.clone())),
+                Some(ConfigGrpc::new(config_service.clone())),
+            )),
             metrics.clone(),
             ready.clone(),
             cancel.clone(),
-        );
+        )
+        .with_persistent_by_grpc(true);
         let max = config.max_body_bytes;
         let grpc = tonic::transport::Server::builder()
             .add_service(RequestServer::new(svc.clone()).max_decoding_message_size(max))
@@ -106,8 +170,8 @@ impl Node {
             metrics: metrics.clone(),
             ready: ready.clone(),
             node_config: config.clone(),
-            config: None,
-            replicator: None,
+            config: Some(config_service.clone()),
+            replicator: Some(replicator.clone()),
         };
         let router = http::router(state);
         let c = cancel.clone();
@@ -153,9 +217,19 @@ impl Node {
             }
         });
 
+        let raft = persist.raft.clone();
         ready.store(true, Ordering::Release);
         tracing::info!(%http_addr, %grpc_addr, "cairn-node serving (standalone)");
-        Ok(Node { cancel, tasks, ready, conns, grace: Config::ms(config.shutdown_grace_ms), http_addr, grpc_addr })
+        Ok(Node {
+            cancel,
+            tasks,
+            ready,
+            conns,
+            raft,
+            grace: Config::ms(config.shutdown_grace_ms),
+            http_addr,
+            grpc_addr,
+        })
     }
 
     /// Waits until a component fails or the token is cancelled from outside.
@@ -188,6 +262,9 @@ impl Node {
         if tokio::time::timeout(self.grace, drain).await.is_err() {
             tracing::warn!("components did not stop within the grace period; aborting them");
             self.tasks.abort_all();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
         Ok(())
     }

@@ -33,6 +33,35 @@ pub trait Replicator: Send + Sync + 'static {
     fn replicate(&self, cmd: Command) -> BoxFuture<'_, Result<Response>>;
 }
 
+/// Read access to the committed tables of the replicated state.
+pub trait StateRead: Send + Sync + 'static {
+    /// Runs `f` on a read transaction of the state-machine database.
+    fn read(&self, f: &mut dyn FnMut(&redb::ReadTransaction)) -> Result<()>;
+}
+
+impl StateRead for redb::Database {
+    fn read(&self, f: &mut dyn FnMut(&redb::ReadTransaction)) -> Result<()> {
+        use redb::ReadableDatabase;
+        let tx = self
+            .begin_read()
+            .map_err(|e| Error::Storage { action: "opening a read transaction", message: e.to_string() })?;
+        f(&tx);
+        Ok(())
+    }
+}
+
+/// Runs `f` on a read transaction and returns its result.
+pub fn read_with<T>(r: &dyn StateRead, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    r.read(&mut |tx| {
+        if let Some(f) = f.take() {
+            out = Some(f(tx));
+        }
+    })?;
+    out.unwrap_or_else(|| Err(Error::Storage { action: "reading state", message: "the read did not run".into() }))
+}
+
 /// Replicates a config command and unwraps its outcome.
 pub async fn config(r: &dyn Replicator, cmd: ConfigCommand) -> Result<ConfigOutcome> {
     match r.replicate(Command::Config(cmd)).await? {

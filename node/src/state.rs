@@ -12,7 +12,7 @@ use crate::configs::service::ConfigService;
 use crate::configs::store::ConfigStore;
 use crate::error::{Error, Result};
 use crate::naming::persist::NamingPersist;
-use crate::replicate::{Command, Replicator, Response};
+use crate::replicate::{Command, Replicator, Response, StateRead};
 
 /// Snapshot of every application table.
 #[derive(Serialize, Deserialize, Default)]
@@ -55,7 +55,8 @@ impl Application for NodeState {
     }
 
     fn apply(&self, tx: &redb::WriteTransaction, index: u64, command: &[u8]) -> Result<Vec<u8>, AppError> {
-        let cmd: Command = serde_json::from_slice(command).map_err(|e| AppError::Rejected(format!("undecodable command: {e}")))?;
+        let cmd: Command =
+            serde_json::from_slice(command).map_err(|e| AppError::Rejected(format!("undecodable command: {e}")))?;
         let resp = match cmd {
             Command::Config(c) => Response::Config(self.configs.apply(tx, index, &c).map_err(storage)?),
             Command::Naming(c) => Response::Naming(self.naming.apply(tx, &c).map_err(storage)?),
@@ -80,21 +81,28 @@ impl Application for NodeState {
     }
 
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {
-        let snap: Snapshot = if data.is_empty() { Snapshot::default() } else { serde_json::from_slice(data).map_err(corrupt)? };
+        let snap: Snapshot =
+            if data.is_empty() { Snapshot::default() } else { serde_json::from_slice(data).map_err(corrupt)? };
         self.configs.restore(tx, &snap.configs).map_err(storage)?;
         self.naming.restore(tx, &snap.naming).map_err(storage)
     }
 }
 
-/// Writes through the node's Raft.
+/// Writes through, and reads from, the node's Raft.
 pub struct RaftReplicator {
-    raft: Arc<cairn_raft::RaftNode<NodeState>>,
+    raft: Arc<cairn_raft::RaftNode>,
 }
 
 impl RaftReplicator {
     /// Wraps a started Raft node.
-    pub fn new(raft: Arc<cairn_raft::RaftNode<NodeState>>) -> Self {
+    pub fn new(raft: Arc<cairn_raft::RaftNode>) -> Self {
         RaftReplicator { raft }
+    }
+}
+
+impl StateRead for RaftReplicator {
+    fn read(&self, f: &mut dyn FnMut(&redb::ReadTransaction)) -> Result<()> {
+        self.raft.read(|tx| f(tx)).map_err(|e| Error::Storage { action: "reading state", message: e.to_string() })
     }
 }
 

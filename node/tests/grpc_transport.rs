@@ -162,7 +162,7 @@ async fn setup_ack_only_for_ability_negotiation() {
     new_style.setup(true).await;
     let (ty, body) = new_style.next(Duration::from_secs(2)).await.expect("SetupAckRequest");
     assert_eq!(ty, "SetupAckRequest");
-    assert!(body["abilityTable"].is_object());
+    assert_eq!(body["abilityTable"]["supportPersistentInstanceByGrpc"], true);
     let mut old_style = Client::connect(&n).await;
     old_style.setup(false).await;
     assert!(old_style.next(Duration::from_millis(500)).await.is_none(), "no SetupAck without abilityTable");
@@ -201,8 +201,16 @@ async fn unknown_and_malformed_payloads_get_error_responses() {
         assert_eq!(b["errorCode"], 400, "{what}: {b}");
         assert!(!b["message"].as_str().unwrap_or("").is_empty(), "{what}");
     }
-    let (ty, b) = c.call("PersistentInstanceRequest", instance_req("svc", "registerInstance", 1)).await;
-    assert_eq!((ty.as_str(), b["errorCode"].as_i64()), ("ErrorResponse", Some(501)));
+    // Persistent instances go through Raft: registered, listed as ephemeral=false, removed.
+    let (ty, b) = c.call("PersistentInstanceRequest", instance_req("psvc", "registerInstance", 1)).await;
+    assert_eq!(ty, "InstanceResponse", "{b}");
+    let (_, q) = c.call("ServiceQueryRequest", json!({"serviceName": "psvc", "groupName": "DEFAULT_GROUP"})).await;
+    assert_eq!(hosts(&q["serviceInfo"]), vec!["10.1.1.1:1"]);
+    assert_eq!(q["serviceInfo"]["hosts"][0]["ephemeral"], false);
+    let (ty, _) = c.call("PersistentInstanceRequest", instance_req("psvc", "deregisterInstance", 1)).await;
+    assert_eq!(ty, "InstanceResponse");
+    let (_, q) = c.call("ServiceQueryRequest", json!({"serviceName": "psvc", "groupName": "DEFAULT_GROUP"})).await;
+    assert!(hosts(&q["serviceInfo"]).is_empty());
     // A message over the 10 MiB limit is refused by the transport; the node keeps serving.
     let huge = vec![b'a'; 11 * 1024 * 1024];
     assert!(c.unary.request(payload("InstanceRequest", &huge)).await.is_err());

@@ -11,10 +11,10 @@ use crate::configs::command::{ConfigCommand, ConfigOutcome};
 use crate::configs::listeners::{Listeners, Spelled};
 use crate::configs::longpoll::Listened;
 use crate::configs::model::{ConfigItem, ConfigKey, ConfigMeta, HistoryRecord, Namespace};
-use crate::configs::store::{Change, ConfigStore, read_tx};
+use crate::configs::store::{Change, ConfigStore};
 use crate::configs::validate;
 use crate::error::{Error, Result};
-use crate::replicate::{self, Replicator};
+use crate::replicate::{self, Replicator, StateRead, read_with};
 
 /// A publish as received from a client (raw strings; validated here).
 #[derive(Clone, Debug, Default)]
@@ -60,7 +60,7 @@ fn now_ms() -> i64 {
 /// The config center.
 pub struct ConfigService {
     store: Arc<ConfigStore>,
-    db: Arc<redb::Database>,
+    reader: Arc<dyn StateRead>,
     listeners: Listeners,
     replicator: Arc<dyn Replicator>,
     max_content: usize,
@@ -69,30 +69,30 @@ pub struct ConfigService {
 
 impl ConfigService {
     /// Creates the service; committed changes that gRPC listeners must hear of go to `notify`.
-    /// `db` is the state-machine database the store's tables live in (for history reads).
+    /// `reader` reads the state-machine database the store's tables live in (history).
     pub fn new(
         store: Arc<ConfigStore>,
-        db: Arc<redb::Database>,
+        reader: Arc<dyn StateRead>,
         replicator: Arc<dyn Replicator>,
         max_content: usize,
         notify: mpsc::UnboundedSender<ConfigKey>,
     ) -> Self {
-        ConfigService { store, db, listeners: Listeners::default(), replicator, max_content, notify }
+        ConfigService { store, reader, listeners: Listeners::default(), replicator, max_content, notify }
     }
 
     /// History of a config, newest first: (total, page).
     pub fn history(&self, key: &ConfigKey, page_no: usize, page_size: usize) -> Result<(usize, Vec<HistoryRecord>)> {
-        self.store.history(&read_tx(&self.db)?, key, page_no, page_size)
+        read_with(&*self.reader, |tx| self.store.history(tx, key, page_no, page_size))
     }
 
     /// One history record.
     pub fn history_record(&self, nid: u64) -> Result<Option<HistoryRecord>> {
-        self.store.history_record(&read_tx(&self.db)?, nid)
+        read_with(&*self.reader, |tx| self.store.history_record(tx, nid))
     }
 
     /// The record before `nid` of the same config.
     pub fn history_previous(&self, nid: u64) -> Result<Option<HistoryRecord>> {
-        self.store.history_previous(&read_tx(&self.db)?, nid)
+        read_with(&*self.reader, |tx| self.store.history_previous(tx, nid))
     }
 
     /// The committed store.

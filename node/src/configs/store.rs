@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::configs::command::{ConfigCommand, ConfigOutcome};
@@ -507,11 +507,6 @@ impl ConfigStore {
         self.pending.lock().clear();
         Ok(())
     }
-}
-
-/// Opens a read transaction (helper for callers holding a database).
-pub fn read_tx(db: &redb::Database) -> Result<ReadTransaction> {
-    db.begin_read().map_err(|e| storage("opening a read transaction")(e.into()))
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use redb::ReadableDatabase;
+
 use super::*;
 use crate::configs::model::ConfigMeta;
 

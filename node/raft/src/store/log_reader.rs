@@ -1,0 +1,86 @@
+//! Reading the log: redb for committed entries, the in-memory overlay for the rest.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::Bound;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use openraft::OptionalSend;
+use openraft::RaftLogReader;
+use openraft::entry::RaftEntry;
+use redb::ReadableDatabase;
+
+use super::log_writer::LOG_TABLE;
+use super::log_writer::LogShared;
+use crate::codec::decode;
+use crate::error::to_io;
+use crate::types::Entry;
+use crate::types::TypeConfig;
+use crate::types::Vote;
+
+/// A read handle on the log, used by openraft's replication and apply tasks.
+#[derive(Clone)]
+pub struct LogReader {
+    pub(crate) shared: Arc<LogShared>,
+}
+
+impl LogShared {
+    /// Entries in `range`, in order: the overlay is copied first, then redb is read below the
+    /// overlay's first index. An entry committed (and dropped from the overlay) in between is
+    /// in redb by then, so nothing is missed.
+    pub(crate) fn read_range(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e.checked_add(1),
+            Bound::Excluded(e) => Some(*e),
+            Bound::Unbounded => None,
+        };
+        if end.is_some_and(|e| e <= start) {
+            return Ok(Vec::new());
+        }
+        let overlay: Vec<Entry> = {
+            let mem = self.mem.lock();
+            let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+            mem.pending.range((Bound::Included(start), upper)).map(|(_, e)| e.clone()).collect()
+        };
+        let db_end = match (overlay.first().map(|e| e.index()), end) {
+            (Some(p), Some(e)) => Some(p.min(e)),
+            (Some(p), None) => Some(p),
+            (None, e) => e,
+        };
+        let mut out = Vec::new();
+        if db_end.is_none_or(|e| e > start) {
+            let rtx = self.db.begin_read().map_err(to_io)?;
+            let table = rtx.open_table(LOG_TABLE).map_err(to_io)?;
+            let iter = match db_end {
+                Some(e) => table.range(start..e),
+                None => table.range(start..),
+            }
+            .map_err(to_io)?;
+            for item in iter {
+                let (_, v) = item.map_err(to_io)?;
+                out.push(decode::<Entry>("log entry", v.value()).map_err(to_io)?);
+            }
+        }
+        out.extend(overlay);
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        self.shared.read_range(range)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.shared.mem.lock().vote)
+    }
+}

@@ -1,0 +1,170 @@
+//! [`LogStore`]: openraft's `RaftLogStorage` on `log.redb`.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use openraft::LogState;
+use openraft::OptionalSend;
+use openraft::entry::RaftEntry;
+use openraft::storage::IOFlushed;
+use openraft::storage::RaftLogStorage;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::log_reader::LogReader;
+use super::log_writer::LOG_META;
+use super::log_writer::LOG_TABLE;
+use super::log_writer::LogOp;
+use super::log_writer::LogShared;
+use super::log_writer::{self};
+use super::open_database;
+use crate::codec::encode;
+use crate::error::Error;
+use crate::error::Result;
+use crate::error::to_io;
+use crate::metrics::RaftStats;
+use crate::types::Entry;
+use crate::types::LogId;
+use crate::types::TypeConfig;
+use crate::types::Vote;
+
+/// The Raft log: entries, vote, committed and purged log ids, in one redb database.
+///
+/// Writes go to a dedicated thread that group-commits them (see [`crate::store`]); dropping the
+/// store finishes the queued writes and closes the database.
+pub struct LogStore {
+    shared: Arc<LogShared>,
+    tx: Option<mpsc::Sender<LogOp>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log database at `path`, with quick repair on.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, true, Arc::default())
+    }
+
+    pub(crate) fn open_with(path: &Path, quick_repair: bool, stats: Arc<RaftStats>) -> Result<Self> {
+        let db = open_database(path, LOG_META)?;
+        let wtx = db.begin_write().map_err(|e| Error::storage("create log table", e))?;
+        wtx.open_table(LOG_TABLE).map_err(|e| Error::storage("create log table", e))?;
+        wtx.commit().map_err(|e| Error::storage("create log table", e))?;
+        let mem = log_writer::load(&db)?;
+        let shared = Arc::new(LogShared { db, mem: Mutex::new(mem) });
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("cairn-raft-log".into())
+            .spawn(move || log_writer::run(thread_shared, rx, stats, quick_repair))
+            .map_err(|e| Error::io("spawn log writer thread", path, e))?;
+        Ok(Self { shared, tx: Some(tx), writer: Some(writer) })
+    }
+
+    fn send(&self, op: LogOp) -> io::Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(|| io::Error::other("log store closed"))?;
+        tx.send(op).map_err(|_| io::Error::other("log writer thread is gone"))
+    }
+
+    async fn send_and_wait(&self, op: LogOp, rx: oneshot::Receiver<io::Result<()>>) -> io::Result<()> {
+        self.send(op)?;
+        rx.await.map_err(|_| io::Error::other("log writer thread dropped a request"))?
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("raft log writer thread panicked");
+        }
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let mem = self.shared.mem.lock();
+        Ok(LogState { last_purged_log_id: mem.last_purged, last_log_id: mem.last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        LogReader { shared: self.shared.clone() }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        let encoded = encode("vote", vote).map_err(to_io)?;
+        let (done, rx) = oneshot::channel();
+        self.send_and_wait(LogOp::Vote { encoded, vote: *vote, done }, rx).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        self.shared.mem.lock().committed = committed;
+        if let Some(c) = committed {
+            // Rides along with the next fsynced append; losing it in a crash only means
+            // re-applying fewer entries at start-up.
+            self.send(LogOp::Committed { encoded: encode("committed log id", &c).map_err(to_io)? })?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.shared.mem.lock().committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        {
+            let mut mem = self.shared.mem.lock();
+            for entry in entries {
+                encoded.push((entry.log_id, encode("log entry", &entry).map_err(to_io)?));
+                mem.last_log_id = Some(entry.log_id);
+                mem.pending.insert(entry.index(), entry);
+            }
+        }
+        if encoded.is_empty() {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        }
+        self.send(LogOp::Append { entries: encoded, callback })
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map_or(0, |l| l.index() + 1);
+        {
+            let mut mem = self.shared.mem.lock();
+            mem.pending.split_off(&from);
+            match last_log_id {
+                Some(keep) if mem.last_log_id > Some(keep) => mem.last_log_id = Some(keep),
+                Some(_) => {}
+                None => mem.last_log_id = mem.last_purged,
+            }
+        }
+        let (done, rx) = oneshot::channel();
+        self.send_and_wait(LogOp::Truncate { from, done }, rx).await
+    }
+
+    async fn purge(&mut self, upto: LogId) -> io::Result<()> {
+        {
+            let mut mem = self.shared.mem.lock();
+            mem.last_purged = Some(upto);
+            if mem.last_log_id < Some(upto) {
+                mem.last_log_id = Some(upto);
+            }
+            let keep = mem.pending.split_off(&(upto.index() + 1));
+            mem.pending = keep;
+        }
+        let encoded = encode("purged log id", &upto).map_err(to_io)?;
+        let (done, rx) = oneshot::channel();
+        self.send_and_wait(LogOp::Purge { upto, encoded, done }, rx).await
+    }
+}
