@@ -32,7 +32,8 @@ pub struct Config {
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Cluster members; absent means standalone. The forms arrive with the cluster work.
+    /// Cluster members: a comma-separated static list of `host:port` (HTTP ports), this node
+    /// included. Absent means standalone (a one-member cluster).
     #[arg(long, env = "CAIRN_MEMBERS")]
     pub members: Option<String>,
 
@@ -91,12 +92,12 @@ impl Config {
                 u16::MAX - CLUSTER_GRPC_OFFSET
             )));
         }
-        if let Some(m) = &self.members
-            && !m.trim().is_empty()
-        {
-            return Err(Error::Config(
-                "--members: cluster mode is not available in this build; omit it to run standalone".into(),
-            ));
+        let members = self.static_members()?;
+        if !members.is_empty() && !members.contains(&self.self_address()) {
+            return Err(Error::Config(format!(
+                "--members must list this node as {} (its advertise host and HTTP port); got {members:?}",
+                self.self_address()
+            )));
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::Config("--max-body-bytes must be at least 1024".into()));
@@ -132,6 +133,44 @@ impl Config {
         }
     }
 
+    /// This node's member address, `advertise-host:http-port`.
+    pub fn self_address(&self) -> String {
+        format!("{}:{}", self.advertise_host(), self.http_port)
+    }
+
+    /// The static member list (HTTP `host:port`s, sorted, deduplicated); empty for standalone.
+    pub fn static_members(&self) -> Result<Vec<String>> {
+        let Some(raw) = self.members.as_deref().map(str::trim).filter(|m| !m.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        if let Some((scheme, _)) = raw.split_once(':').filter(|(s, _)| ["file", "dns", "k8s"].contains(s)) {
+            return Err(Error::Config(format!(
+                "--members {scheme}:… is not available yet; give a static host:port list"
+            )));
+        }
+        let mut out = Vec::new();
+        for m in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let (host, port) =
+                m.rsplit_once(':').ok_or_else(|| Error::Config(format!("--members entry {m:?} is not host:port")))?;
+            let port: u16 = port.parse().map_err(|_| Error::Config(format!("--members entry {m:?} has a bad port")))?;
+            if host.is_empty() || port == 0 || port.checked_add(CLUSTER_GRPC_OFFSET).is_none() {
+                return Err(Error::Config(format!("--members entry {m:?} is not a usable host:port")));
+            }
+            out.push(format!("{host}:{port}"));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The cluster gRPC address (`host:port+1001`) of a member given as HTTP `host:port`.
+    pub fn member_cluster_addr(member: &str) -> String {
+        match member.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
+            Some((h, p)) => format!("{h}:{}", p.saturating_add(CLUSTER_GRPC_OFFSET)),
+            None => member.to_owned(),
+        }
+    }
+
     /// Milliseconds as a [`Duration`].
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
@@ -163,7 +202,13 @@ mod tests {
     }
 
     #[test]
-    fn rejects_members_for_now() {
+    fn static_members_must_include_self() {
         assert!(parse(&["--members", "a:8848"]).validate().is_err());
+        let c = parse(&["--bind", "127.0.0.2", "--members", "127.0.0.1:8848, 127.0.0.2:8848,127.0.0.3:8848"]);
+        c.validate().unwrap();
+        assert_eq!(c.static_members().unwrap().len(), 3);
+        assert_eq!(Config::member_cluster_addr("127.0.0.3:8848"), "127.0.0.3:9849");
+        assert!(parse(&["--members", "k8s:app=x"]).validate().is_err());
+        assert!(parse(&["--members", "nope"]).validate().is_err());
     }
 }

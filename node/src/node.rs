@@ -102,7 +102,6 @@ impl Node {
                 .await
                 .map_err(|e| Error::Serve { what: "cluster gRPC", message: e.to_string() })
         });
-        persist.bootstrap(&config).await?;
         let replicator: Arc<dyn Replicator> = persist.replicator.clone();
         let (notify_tx, notify_rx) = tokio::sync::mpsc::unbounded_channel();
         let config_service = Arc::new(ConfigService::new(
@@ -218,8 +217,15 @@ impl Node {
         });
 
         let raft = persist.raft.clone();
-        ready.store(true, Ordering::Release);
-        tracing::info!(%http_addr, %grpc_addr, "cairn-node serving (standalone)");
+        // Ready once the cluster is formed and has a leader: writes can be taken.
+        let (r, cfg, c, rdy) = (raft.clone(), config.clone(), cancel.clone(), ready.clone());
+        tasks.spawn(async move {
+            Persist::bootstrap(r, cfg, c).await?;
+            rdy.store(true, Ordering::Release);
+            tracing::info!("ready: raft has a leader");
+            Ok(())
+        });
+        tracing::info!(%http_addr, %grpc_addr, "cairn-node serving");
         Ok(Node {
             cancel,
             tasks,
@@ -232,13 +238,16 @@ impl Node {
         })
     }
 
-    /// Waits until a component fails or the token is cancelled from outside.
+    /// Waits until a component fails (tasks that finish their job, like bootstrap, are fine).
     pub async fn wait_failure(&mut self) -> Result<()> {
-        match self.tasks.join_next().await {
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(e)) => Err(Error::Serve { what: "task", message: e.to_string() }),
-            _ => Ok(()),
+        while let Some(r) = self.tasks.join_next().await {
+            match r {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(Error::Serve { what: "task", message: e.to_string() }),
+            }
         }
+        Ok(())
     }
 
     /// Graceful shutdown: readiness off, `ConnectResetRequest` to every client, wait (up to the

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use cairn_raft::{NodeIdentity, NodeInfo, RaftConfig, RaftNode};
 
@@ -51,18 +53,59 @@ impl Persist {
         Ok(Persist { raft, app, configs, replicator })
     }
 
-    /// Standalone: initialise a one-member cluster once, then wait (≤ 30 s) for leadership so
-    /// the node reports ready only when it can take writes.
-    pub async fn bootstrap(&self, config: &Config) -> Result<()> {
-        let me = self.raft.id();
-        let addr = format!("{}:{}", config.advertise_host(), config.cluster_grpc_addr().port());
-        self.raft.initialize(BTreeMap::from([(me, NodeInfo::new(addr))])).await.map_err(raft_err("initialising"))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.raft.is_leader() {
-            if Instant::now() > deadline {
-                return Err(Error::Raft { action: "electing a leader", message: "no leader within 30 s".into() });
+    /// Forms the cluster exactly once, then waits until a leader is known.
+    ///
+    /// - Standalone: initialise a one-member cluster of this node (a no-op once it has state).
+    /// - Static `--members`: only the member whose address sorts first (the *bootstrapper*) may
+    ///   initialise, and only when every member answers and none belongs to a cluster yet; it
+    ///   then initialises with all members' ids. Every other member waits to be contacted by the
+    ///   leader. A node that already has state (a restart) never initialises again.
+    pub async fn bootstrap(raft: Arc<RaftNode>, config: Arc<Config>, cancel: CancellationToken) -> Result<()> {
+        let members = config.static_members()?;
+        let me = raft.id();
+        let my_addr = Config::member_cluster_addr(&config.self_address());
+        let initialized = |r: &RaftNode| !r.metrics().voters.is_empty();
+        if members.is_empty() {
+            raft.initialize(BTreeMap::from([(me, NodeInfo::new(my_addr))])).await.map_err(raft_err("initialising"))?;
+        } else if members.first() == Some(&config.self_address()) {
+            while !initialized(&raft) {
+                let mut ids = BTreeMap::from([(me, NodeInfo::new(my_addr.clone()))]);
+                let (mut reachable, mut formed) = (true, false);
+                for m in members.iter().filter(|m| **m != config.self_address()) {
+                    let addr = Config::member_cluster_addr(m);
+                    match raft.peer_status(&addr).await {
+                        Ok(st) => {
+                            formed |= st.initialized;
+                            ids.insert(st.node_id, NodeInfo::new(addr));
+                        }
+                        Err(e) => {
+                            tracing::info!(member = %m, error = %e, "waiting for members before forming the cluster");
+                            reachable = false;
+                        }
+                    }
+                }
+                if formed {
+                    tracing::warn!(
+                        "another member already belongs to a cluster; not initialising (a wiped node must be re-added through membership changes)"
+                    );
+                    break;
+                }
+                if reachable {
+                    tracing::info!(members = ids.len(), "forming the cluster");
+                    raft.initialize(ids).await.map_err(raft_err("initialising"))?;
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        while raft.leader().is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = cancel.cancelled() => return Ok(()),
+            }
         }
         Ok(())
     }
