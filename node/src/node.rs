@@ -134,7 +134,11 @@ impl Node {
             Ok(())
         });
         let (c, r, rep) = (cancel.clone(), registry.clone(), replicator.clone());
-        let responsible: Responsible = Arc::new(|_| true);
+        let members = config.static_members()?;
+        let me = config.self_address();
+        let responsible: Responsible = Arc::new(move |k| {
+            members.is_empty() || health::responsible_member(k, &members).is_some_and(|m| *m == me)
+        });
         tasks.spawn(async move {
             health::run(r, rep, responsible, HealthSettings::default(), c).await;
             Ok(())

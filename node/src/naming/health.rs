@@ -22,6 +22,20 @@ use crate::replicate::{self, Replicator};
 /// Decides whether this node checks a service (exactly one node per service in a cluster).
 pub type Responsible = Arc<dyn Fn(&ServiceKey) -> bool + Send + Sync>;
 
+/// The checker for a service among sorted `members`: FNV-1a of `namespace/group@@service`
+/// modulo the member count — stable across nodes and versions.
+pub fn responsible_member<'a>(key: &ServiceKey, members: &'a [String]) -> Option<&'a String> {
+    if members.is_empty() {
+        return None;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{}/{}", key.namespace, key.grouped_name()).bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    members.get((h % members.len() as u64) as usize)
+}
+
 /// Checker settings.
 #[derive(Clone, Debug)]
 pub struct HealthSettings {
@@ -131,6 +145,20 @@ mod tests {
             metadata: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             custom_id: None,
         }
+    }
+
+    #[test]
+    fn exactly_one_member_per_service() {
+        let members: Vec<String> = ["a:1", "b:1", "c:1"].iter().map(|s| s.to_string()).collect();
+        let mut hits = std::collections::HashMap::new();
+        for i in 0..300 {
+            let k = ServiceKey::new("", "", &format!("svc{i}"));
+            let m = responsible_member(&k, &members).unwrap();
+            assert_eq!(responsible_member(&k, &members).unwrap(), m, "stable");
+            *hits.entry(m.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(hits.len(), 3, "spread over every member: {hits:?}");
+        assert!(responsible_member(&ServiceKey::new("", "", "x"), &[]).is_none());
     }
 
     #[tokio::test]
