@@ -1,6 +1,6 @@
-// Command harness drives the real nacos-sdk-go/v2 naming client against a
-// Cairn (Nacos-compatible) server. The Rust test orchestrator parses its
-// stdout line by line; see README.md for the contract.
+// Command harness drives the real nacos-sdk-go/v2 naming and config clients
+// against a Cairn (Nacos-compatible) server. The Rust test orchestrator parses
+// its stdout line by line; see README.md for the contract.
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	nacoslog "github.com/nacos-group/nacos-sdk-go/v2/common/logger"
@@ -116,6 +117,45 @@ func newClient(tag string) naming_client.INamingClient {
 		fail("create naming client: %v", err)
 	}
 	return cli
+}
+
+// newConfigClient builds a config client. It connects lazily: the first
+// request (or the listen loop, every 5 s) creates the gRPC connection.
+func newConfigClient(tag string) config_client.IConfigClient {
+	host, port := serverAddr()
+	dir, err := os.MkdirTemp(tempDir, tag+"-")
+	if err != nil {
+		fail("mkdtemp: %v", err)
+	}
+	cc := constant.NewClientConfig(
+		constant.WithNamespaceId(os.Getenv("CAIRN_NAMESPACE")),
+		constant.WithTimeoutMs(5000),
+		constant.WithNotLoadCacheAtStart(true),
+		// On a failed query GetConfig would otherwise return the local cache file
+		// and hide the error.
+		constant.WithDisableUseSnapShot(true),
+		constant.WithLogDir(dir+string(os.PathSeparator)+"log"),
+		constant.WithCacheDir(dir+string(os.PathSeparator)+"cache"),
+		constant.WithLogLevel("warn"),
+	)
+	sc := []constant.ServerConfig{*constant.NewServerConfig(host, port)}
+	cli, err := clients.NewConfigClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
+	if err != nil {
+		fail("create config client: %v", err)
+	}
+	return cli
+}
+
+func closeConfigClient(cli config_client.IConfigClient) {
+	done := make(chan struct{})
+	go func() {
+		cli.CloseClient()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+	}
 }
 
 func closeClient(cli naming_client.INamingClient) {
@@ -374,6 +414,207 @@ func watch(service, ip string, port uint64) {
 }
 
 // ---------------------------------------------------------------------------
+// config modes
+
+// oneLine escapes line breaks so a content fits on one output line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+// contents records every OnChange delivery in order.
+type contents struct {
+	mu     sync.Mutex
+	list   []string
+	notify chan struct{}
+}
+
+func newContents() *contents {
+	return &contents{notify: make(chan struct{}, 1)}
+}
+
+func (c *contents) onChange(namespace, group, dataId, data string) {
+	fmt.Fprintf(os.Stderr, "[harness] config notify %s/%s/%s %q\n", namespace, group, dataId, data)
+	c.mu.Lock()
+	c.list = append(c.list, data)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor blocks until an entry at index >= from equals want, or the timeout
+// elapses; each entry from `from` on is passed to seen (if not nil) once.
+// It returns the index after the last entry looked at.
+func (c *contents) waitFor(from int, timeout time.Duration, want string, seen func(string)) (int, bool) {
+	deadline := time.After(timeout)
+	next := from
+	for {
+		c.mu.Lock()
+		pending := append([]string(nil), c.list[next:]...)
+		c.mu.Unlock()
+		for _, v := range pending {
+			next++
+			if seen != nil {
+				seen(v)
+			}
+			if v == want {
+				return next, true
+			}
+		}
+		select {
+		case <-c.notify:
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			return next, false
+		}
+	}
+}
+
+// getConfig returns the content and whether the config exists. The SDK turns
+// errorCode 300 (not found) into ("", nil); every other failure is an error
+// (snapshots are disabled, so no cache file can stand in for the server).
+func getConfig(cli config_client.IConfigClient, dataId, group string) (string, bool, error) {
+	content, err := cli.GetConfig(vo.ConfigParam{DataId: dataId, Group: group})
+	if err != nil {
+		return "", false, err
+	}
+	return content, content != "", nil
+}
+
+// readUntil reads until the content is want ("" = absent), for up to 3 s.
+// Reads are 300 ms apart: the SDK allows 5 queries per second per config
+// (listener refreshes included) and fails the rest ("ConfigQueryRequest is limited").
+func readUntil(cli config_client.IConfigClient, step, dataId, group, want string) {
+	deadline := time.Now().Add(3 * time.Second)
+	for tries := 1; ; tries++ {
+		content, _, err := getConfig(cli, dataId, group)
+		if err != nil && !strings.Contains(err.Error(), "limited") {
+			fail("%s: GetConfig: %v", step, err)
+		}
+		if err == nil && content == want {
+			if tries > 1 {
+				fmt.Fprintf(os.Stderr, "[harness] %s: read the expected value after %d reads\n", step, tries)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			fail("%s: got %q (err %v), want %q (\"\" = absent) after %d reads", step, content, err, want, tries)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func publish(cli config_client.IConfigClient, step, dataId, group, content string) {
+	ok, err := cli.PublishConfig(vo.ConfigParam{DataId: dataId, Group: group, Content: content})
+	if err != nil {
+		fail("%s: PublishConfig: %v", step, err)
+	}
+	if !ok {
+		fail("%s: PublishConfig returned false", step)
+	}
+}
+
+func listen(cli config_client.IConfigClient, dataId, group string, rec *contents) {
+	err := cli.ListenConfig(vo.ConfigParam{DataId: dataId, Group: group, OnChange: rec.onChange})
+	if err != nil {
+		fail("ListenConfig: %v", err)
+	}
+}
+
+func configScenario(dataId, group string) {
+	cli := newConfigClient("config")
+	if content, exists, err := getConfig(cli, dataId, group); err != nil {
+		fail("get_absent: GetConfig: %v", err)
+	} else if exists {
+		fail("get_absent: the config exists with content %q", content)
+	}
+	emit("GET_ABSENT ok")
+
+	rec := newContents()
+	// ListenConfig only records the key; the listen loop sends the
+	// ConfigBatchListenRequest on its next round (at most 5 s away).
+	listen(cli, dataId, group, rec)
+
+	publish(cli, "publish", dataId, group, "v1-go")
+	emit("PUBLISH ok")
+
+	readUntil(cli, "get", dataId, group, "v1-go")
+	emit("GET ok")
+
+	// Seeing v1 proves the listen round happened (md5 compared, key in sync);
+	// after that only a ConfigChangeNotifyRequest makes the SDK look again, so
+	// v2 must come by server push.
+	next, ok := rec.waitFor(0, pushWait, "v1-go", nil)
+	if !ok {
+		fail("listen: the listener did not receive v1-go within %s", pushWait)
+	}
+	publish(cli, "listen", dataId, group, "v2-go")
+	if _, ok := rec.waitFor(next, pushWait, "v2-go", nil); !ok {
+		fail("listen: the listener did not receive v2-go within %s", pushWait)
+	}
+	emit("LISTEN ok")
+
+	ok, err := cli.DeleteConfig(vo.ConfigParam{DataId: dataId, Group: group})
+	if err != nil {
+		fail("remove: DeleteConfig: %v", err)
+	}
+	if !ok {
+		fail("remove: DeleteConfig returned false")
+	}
+	emit("REMOVE ok")
+
+	readUntil(cli, "get_removed", dataId, group, "")
+	emit("GET_REMOVED ok")
+
+	emit("CONFIG OK")
+	closeConfigClient(cli)
+	succeed()
+}
+
+func configListen(dataId, group, expected string) {
+	cli := newConfigClient("listen")
+	rec := newContents()
+	listen(cli, dataId, group, rec)
+	// The first request opens the gRPC connection; its "connected" event rings
+	// the listen loop, which then sends ConfigBatchListenRequest for the key
+	// recorded above at once instead of on the 5 s timer.
+	if _, _, err := getConfig(cli, dataId, group); err != nil {
+		fail("GetConfig (to connect): %v", err)
+	}
+	time.Sleep(time.Second)
+	emit("LISTENING")
+	if _, ok := rec.waitFor(0, time.Until(deadline), expected, func(v string) { emit("GOT %s", oneLine(v)) }); !ok {
+		fail("timeout")
+	}
+	closeConfigClient(cli)
+	succeed()
+}
+
+func configPublish(dataId, group, content string) {
+	cli := newConfigClient("publish")
+	publish(cli, "publish", dataId, group, content)
+	emit("PUBLISHED")
+	closeConfigClient(cli)
+	succeed()
+}
+
+func configGet(dataId, group string) {
+	cli := newConfigClient("get")
+	content, exists, err := getConfig(cli, dataId, group)
+	if err != nil {
+		fail("GetConfig: %v", err)
+	}
+	if exists {
+		emit("VALUE %s", oneLine(content))
+	} else {
+		emit("ABSENT")
+	}
+	closeConfigClient(cli)
+	succeed()
+}
+
+// ---------------------------------------------------------------------------
 // main
 
 var (
@@ -398,7 +639,9 @@ func disarmTimeout() {
 }
 
 func usage() {
-	fail("usage: harness scenario <service> | hold <service> <ip> <port> | watch <service> <ip> <port>")
+	fail("usage: harness scenario <service> | hold <service> <ip> <port> | watch <service> <ip> <port>" +
+		" | config-scenario <dataId> <group> | config-listen <dataId> <group> <expected>" +
+		" | config-publish <dataId> <group> <content> | config-get <dataId> <group>")
 }
 
 func parsePort(s string) uint64 {
@@ -436,6 +679,26 @@ func main() {
 			usage()
 		}
 		watch(args[1], args[2], parsePort(args[3]))
+	case "config-scenario":
+		if len(args) != 3 {
+			usage()
+		}
+		configScenario(args[1], args[2])
+	case "config-listen":
+		if len(args) != 4 {
+			usage()
+		}
+		configListen(args[1], args[2], args[3])
+	case "config-publish":
+		if len(args) != 4 {
+			usage()
+		}
+		configPublish(args[1], args[2], args[3])
+	case "config-get":
+		if len(args) != 3 {
+			usage()
+		}
+		configGet(args[1], args[2])
 	default:
 		usage()
 	}

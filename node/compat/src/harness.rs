@@ -2,12 +2,22 @@
 //! `scenario <svc>` prints `PUSH_ADD ok`, `LIST ok`, `SERVICE_LIST ok`, `PUSH_REMOVE ok`,
 //! `SCENARIO OK`; `hold <svc> <ip> <port>` prints `REGISTERED` and waits to be killed;
 //! `watch <svc> <ip> <port>` prints `SEEN` then `GONE`. Failures print `FAIL <reason>`.
+//!
+//! Config modes: `config-scenario <dataId> <group>` prints `GET_ABSENT ok`, `PUBLISH ok`, `GET ok`,
+//! `LISTEN ok`, `REMOVE ok`, `GET_REMOVED ok`, `CONFIG OK`; `config-listen <dataId> <group>
+//! <expected>` prints `LISTENING`, then `GOT <content>` per notification and exits after
+//! `<expected>`; `config-publish <dataId> <group> <content>` prints `PUBLISHED`;
+//! `config-get <dataId> <group>` prints `VALUE <content>` or `ABSENT`. Contents are printed with
+//! line breaks escaped as `\n` / `\r`.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The group the config helpers use.
+pub const CONFIG_GROUP: &str = "DEFAULT_GROUP";
 
 /// How to start one harness.
 #[derive(Clone, Debug)]
@@ -58,6 +68,21 @@ impl Harness {
         let mut p = self.spawn(server, "scenario", &[service]);
         let ok = p.wait_line("SCENARIO OK", Duration::from_secs(90)).is_some();
         assert!(ok, "{} scenario failed; output: {:?}", self.name, p.seen);
+    }
+
+    /// Runs `config-scenario <dataId> DEFAULT_GROUP` to the end and asserts it passed.
+    pub fn run_config_scenario(&self, server: &str, data_id: &str) {
+        let mut p = self.spawn(server, "config-scenario", &[data_id, CONFIG_GROUP]);
+        let ok = p.wait_line("CONFIG OK", Duration::from_secs(90)).is_some();
+        assert!(ok, "{} config scenario failed; output: {:?}", self.name, p.seen);
+    }
+
+    /// Runs `config-publish` to the end and asserts it printed `PUBLISHED`; returns when that
+    /// line was read.
+    fn publish_config(&self, server: &str, data_id: &str, content: &str) -> Instant {
+        let mut p = self.spawn(server, "config-publish", &[data_id, CONFIG_GROUP, content]);
+        let at = p.wait_line("PUBLISHED", Duration::from_secs(60));
+        at.unwrap_or_else(|| panic!("{}: config-publish {content:?} on {server} failed: {:?}", self.name, p.seen))
     }
 }
 
@@ -123,4 +148,57 @@ pub fn killed_client_disappears(h: &Harness, server: &str, service: &str, port: 
     let gone =
         gone.unwrap_or_else(|| panic!("{}: the killed client's instance was not removed: {:?}", h.name, watch.seen));
     gone.saturating_duration_since(killed)
+}
+
+/// A config write on `write_server` must reach a listener connected to `listen_server`.
+///
+/// 1. `config-publish` a seed value on `write_server` and, when the servers differ, wait (≤ 30 s)
+///    until `config-get` on `listen_server` returns it. The seed is needed because nacos-sdk
+///    (Rust) 0.8.3 does not notify the first change after listening to an absent config.
+/// 2. Start `config-listen` on `listen_server` and wait for `LISTENING`.
+/// 3. `config-publish` a fresh content on `write_server`.
+///
+/// Returns the time from reading the publisher's `PUBLISHED` line to reading the listener's
+/// `GOT <content>` (zero if the notification was read first). Panics with the harness output
+/// on failure.
+pub fn config_push_across(h: &Harness, write_server: &str, listen_server: &str, data_id: &str) -> Duration {
+    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let seed = format!("seed-{stamp}");
+    let content = format!("push-{stamp}");
+
+    h.publish_config(write_server, data_id, &seed);
+    if write_server != listen_server {
+        let want = format!("VALUE {seed}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut g = h.spawn(listen_server, "config-get", &[data_id, CONFIG_GROUP]);
+            if g.wait_line(&want, Duration::from_secs(60)).is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {listen_server} never served the seed written on {write_server}; last config-get: {:?}",
+                h.name,
+                g.seen
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let mut listen = h.spawn(listen_server, "config-listen", &[data_id, CONFIG_GROUP, &content]);
+    assert!(
+        listen.wait_line("LISTENING", Duration::from_secs(60)).is_some(),
+        "{}: config-listen on {listen_server} failed: {:?}",
+        h.name,
+        listen.seen
+    );
+    let published = h.publish_config(write_server, data_id, &content);
+    let got = listen.wait_line(&format!("GOT {content}"), Duration::from_secs(30));
+    let got = got.unwrap_or_else(|| {
+        panic!(
+            "{}: the listener on {listen_server} never got {content:?} published on {write_server}: {:?}",
+            h.name, listen.seen
+        )
+    });
+    got.saturating_duration_since(published)
 }

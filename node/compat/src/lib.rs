@@ -4,12 +4,17 @@
 //!   directory, waits for readiness, and kills it on drop.
 //! - [`require_tool`]: a missing external tool (mvn, go, java) skips a test loudly, or fails it
 //!   when `CAIRN_REQUIRE_ALL=1` (as CI sets).
-//! - [`Harness`]: runs one of the client harnesses (`scenario`, `hold`, `watch`) and reads its lines.
+//! - [`Harness`]: runs one of the client harnesses (`scenario`, `hold`, `watch`, and the config
+//!   modes `config-scenario`, `config-listen`, `config-publish`, `config-get`) and reads its lines.
 
+mod clients;
+mod cluster;
 mod harness;
 mod node_proc;
 
-pub use harness::{Harness, HarnessProc, killed_client_disappears};
+pub use clients::{go_harness, java_harness, rust_harness};
+pub use cluster::Cluster;
+pub use harness::{CONFIG_GROUP, Harness, HarnessProc, config_push_across, killed_client_disappears};
 pub use node_proc::{NodeProc, node_binary};
 
 /// True when `CAIRN_REQUIRE_ALL=1`: every "tool missing" skip becomes a failure.

@@ -26,6 +26,21 @@ pub struct NodeProc {
     pub ip: Ipv4Addr,
     /// Data directory (removed on drop).
     pub data_dir: PathBuf,
+    /// The binary and extra flags it was started with (for [`NodeProc::restart`]).
+    bin: PathBuf,
+    extra: Vec<String>,
+}
+
+fn spawn(bin: &Path, ip: Ipv4Addr, port: u16, data_dir: &Path, extra: &[String]) -> Child {
+    Command::new(bin)
+        .args(["--bind", &ip.to_string(), "--http-port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("CAIRN_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn cairn-node")
 }
 
 fn free_port_pair(ip: Ipv4Addr) -> u16 {
@@ -52,21 +67,40 @@ impl NodeProc {
                 std::process::id(),
                 SEQ.fetch_add(1, Ordering::Relaxed)
             ));
-            let child = Command::new(bin)
-                .args(["--bind", &ip.to_string(), "--http-port", &port.to_string()])
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .args(extra)
-                .env("CAIRN_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-                .stdin(Stdio::null())
-                .spawn()
-                .expect("spawn cairn-node");
-            let mut node = NodeProc { child, http_port: port, ip, data_dir };
+            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            let child = spawn(bin, ip, port, &data_dir, &extra);
+            let mut node = NodeProc { child, http_port: port, ip, data_dir, bin: bin.to_owned(), extra };
             if node.wait_ready(Duration::from_secs(15)) {
                 return node;
             }
         }
         panic!("cairn-node did not become ready");
+    }
+
+    /// Kills the process with SIGKILL (no shutdown path runs) and reaps it. The data directory
+    /// is kept, so [`NodeProc::restart`] can start again on it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the node again (after [`NodeProc::kill9`] or [`NodeProc::terminate`]) with the
+    /// same binary, flags, port and data directory, and waits (≤ 20 s) for readiness. Panics if
+    /// the previous process is still running or the new one does not become ready.
+    pub fn restart(&mut self) {
+        assert!(matches!(self.child.try_wait(), Ok(Some(_))), "restart: the node is still running");
+        // The ports were just released; a bind can briefly fail, so retry a few spawns.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            self.child = spawn(&self.bin, self.ip, self.http_port, &self.data_dir, &self.extra);
+            if self.wait_ready(deadline.saturating_duration_since(Instant::now())) {
+                return;
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("cairn-node did not become ready again on port {} and {}", self.http_port, self.data_dir.display());
     }
 
     /// Starts the binary found by [`node_binary`].

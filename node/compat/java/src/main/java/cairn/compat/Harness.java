@@ -1,6 +1,10 @@
 package cairn.compat;
 
+import com.alibaba.nacos.api.NacosFactory;
 import com.alibaba.nacos.api.PropertyKeyConst;
+import com.alibaba.nacos.api.config.ConfigService;
+import com.alibaba.nacos.api.config.listener.AbstractListener;
+import com.alibaba.nacos.api.exception.NacosException;
 import com.alibaba.nacos.api.naming.NamingFactory;
 import com.alibaba.nacos.api.naming.NamingService;
 import com.alibaba.nacos.api.naming.listener.Event;
@@ -13,6 +17,9 @@ import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.lang.reflect.Field;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,6 +28,7 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Properties;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -39,6 +47,10 @@ import java.util.stream.Stream;
  *   scenario &lt;service&gt;
  *   hold     &lt;service&gt; &lt;ip&gt; &lt;port&gt;
  *   watch    &lt;service&gt; &lt;ip&gt; &lt;port&gt;
+ *   config-scenario &lt;dataId&gt; &lt;group&gt;
+ *   config-listen   &lt;dataId&gt; &lt;group&gt; &lt;expected&gt;
+ *   config-publish  &lt;dataId&gt; &lt;group&gt; &lt;content&gt;
+ *   config-get      &lt;dataId&gt; &lt;group&gt;
  * </pre>
  *
  * Environment: {@code CAIRN_SERVER} (host:httpPort, default 127.0.0.1:8848; gRPC is httpPort+1000),
@@ -57,6 +69,12 @@ public final class Harness {
 
     /** How long register/subscribe are retried while the gRPC connection is still being set up. */
     private static final long CONNECT_RETRY_MS = 10_000;
+
+    /** How long a read is repeated until it shows the value just written or removed. */
+    private static final long READ_YOUR_WRITE_MS = 3_000;
+
+    /** Timeout passed to getConfig / the client's server query. */
+    private static final long GET_TIMEOUT_MS = 5_000;
 
     private static final AtomicBoolean FINISHED = new AtomicBoolean(false);
 
@@ -99,6 +117,26 @@ public final class Harness {
                     requireArgs(args, 4);
                     startWatchdog(OVERALL_TIMEOUT_MS);
                     watch(args[1], args[2], parsePort(args[3]));
+                    break;
+                case "config-scenario":
+                    requireArgs(args, 3);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    configScenario(args[1], args[2]);
+                    break;
+                case "config-listen":
+                    requireArgs(args, 4);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    configListen(args[1], args[2], args[3]);
+                    break;
+                case "config-publish":
+                    requireArgs(args, 4);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    configPublish(args[1], args[2], args[3]);
+                    break;
+                case "config-get":
+                    requireArgs(args, 3);
+                    startWatchdog(OVERALL_TIMEOUT_MS);
+                    configGet(args[1], args[2]);
                     break;
                 default:
                     usage();
@@ -227,24 +265,251 @@ public final class Harness {
         }
     }
 
+    // ------------------------------------------------------------------ config modes
+
+    private static void configScenario(String dataId, String group) throws Exception {
+        BlockingQueue<String> notes = new LinkedBlockingQueue<>();
+        step = "create_client";
+        ConfigService cs = createConfigService();
+
+        step = "get_absent";
+        String absent = readConfig(cs, dataId, group);
+        if (absent != null) {
+            fail("get_absent: the config exists with content " + quote(absent));
+        }
+        emit("GET_ABSENT ok");
+
+        step = "add_listener";
+        cs.addListener(dataId, group, configListener(notes));
+
+        step = "publish";
+        retrying("publishConfig", () -> publishOrThrow(cs, dataId, group, "v1-java"));
+        emit("PUBLISH ok");
+
+        step = "get";
+        readUntil(cs, dataId, group, "v1-java");
+        emit("GET ok");
+
+        // The listener must see v1 first: that proves its ConfigBatchListenRequest was answered,
+        // so v2 below can only arrive through a server push (ConfigChangeNotifyRequest).
+        step = "listen";
+        if (awaitContent(notes, "v1-java", PUSH_WAIT_MS) == null) {
+            fail("listen: the listener did not receive v1-java within " + PUSH_WAIT_MS + " ms");
+        }
+        retrying("publishConfig", () -> publishOrThrow(cs, dataId, group, "v2-java"));
+        if (awaitContent(notes, "v2-java", PUSH_WAIT_MS) == null) {
+            fail("listen: the listener did not receive v2-java within " + PUSH_WAIT_MS + " ms");
+        }
+        emit("LISTEN ok");
+
+        step = "remove";
+        if (!cs.removeConfig(dataId, group)) {
+            fail("remove: removeConfig returned false");
+        }
+        emit("REMOVE ok");
+
+        step = "get_removed";
+        readUntil(cs, dataId, group, null);
+        emit("GET_REMOVED ok");
+
+        step = "shutdown";
+        emit("CONFIG OK");
+        shutdownQuietly(cs::shutDown);
+        finish(0, null);
+    }
+
+    private static void configListen(String dataId, String group, String expected) throws Exception {
+        BlockingQueue<String> notes = new LinkedBlockingQueue<>();
+        step = "create_client";
+        ConfigService cs = createConfigService();
+        step = "add_listener";
+        // addListener rings the listen loop, which sends ConfigBatchListenRequest at once on the
+        // connection made by createConfigService; a second lets that request reach the server.
+        cs.addListener(dataId, group, configListener(notes));
+        Thread.sleep(1_000);
+        emit("LISTENING");
+        step = "listen";
+        while (true) {
+            String content = notes.take(); // the watchdog bounds the total time
+            emit("GOT " + oneLine(content));
+            if (content.equals(expected)) {
+                shutdownQuietly(cs::shutDown);
+                finish(0, null);
+            }
+        }
+    }
+
+    private static void configPublish(String dataId, String group, String content) throws Exception {
+        step = "create_client";
+        ConfigService cs = createConfigService();
+        step = "publish";
+        retrying("publishConfig", () -> publishOrThrow(cs, dataId, group, content));
+        emit("PUBLISHED");
+        shutdownQuietly(cs::shutDown);
+        finish(0, null);
+    }
+
+    private static void configGet(String dataId, String group) throws Exception {
+        step = "create_client";
+        ConfigService cs = createConfigService();
+        step = "get";
+        String content = readConfig(cs, dataId, group);
+        emit(content == null ? "ABSENT" : "VALUE " + oneLine(content));
+        shutdownQuietly(cs::shutDown);
+        finish(0, null);
+    }
+
+    /** publishConfig swallows every error and returns false; turn that into an exception for retrying. */
+    private static void publishOrThrow(ConfigService cs, String dataId, String group, String content)
+            throws NacosException {
+        if (!cs.publishConfig(dataId, group, content)) {
+            throw new NacosException(NacosException.SERVER_ERROR,
+                    "publishConfig returned false (the client log on stderr has the server's answer)");
+        }
+    }
+
+    /**
+     * The content, or null when the server says "not found". The public getConfig returns null for
+     * errorCode 300, but also, after logging a warning, for any other failure (it then falls back to
+     * the local snapshot, which could even be an older value). So every read is confirmed with the
+     * client's own server query (ClientWorker.getServerConfig, which throws on every error except
+     * 300), reached by reflection; if that is not possible the public result is used alone.
+     */
+    private static String readConfig(ConfigService cs, String dataId, String group) throws Exception {
+        String pub = cs.getConfig(dataId, group, GET_TIMEOUT_MS);
+        Method query;
+        Object worker;
+        String tenant;
+        try {
+            worker = field(cs, "worker");
+            tenant = (String) field(cs, "namespace");
+            query = worker.getClass().getMethod("getServerConfig", String.class, String.class, String.class,
+                    long.class, boolean.class);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            log("cannot confirm getConfig with the server query (" + describe(e) + "); using getConfig alone");
+            return pub;
+        }
+        Object resp;
+        try {
+            resp = query.invoke(worker, dataId, group, tenant, GET_TIMEOUT_MS, false);
+        } catch (InvocationTargetException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            throw new IllegalStateException("the server query failed (getConfig returned "
+                    + (pub == null ? "null" : quote(pub)) + "): " + describe(cause), cause);
+        }
+        String strict = (String) resp.getClass().getMethod("getContent").invoke(resp);
+        if (!Objects.equals(pub, strict)) {
+            log("getConfig returned " + (pub == null ? "null" : quote(pub)) + " but the server query "
+                    + (strict == null ? "null" : quote(strict)) + "; using the server query");
+        }
+        return strict;
+    }
+
+    private static Object field(Object target, String name) throws ReflectiveOperationException {
+        Field f = target.getClass().getDeclaredField(name);
+        f.setAccessible(true);
+        return f.get(target);
+    }
+
+    /** Reads until the content equals want (null = absent), for up to READ_YOUR_WRITE_MS. */
+    private static void readUntil(ConfigService cs, String dataId, String group, String want) throws Exception {
+        long deadline = System.currentTimeMillis() + READ_YOUR_WRITE_MS;
+        int tries = 0;
+        while (true) {
+            tries++;
+            String got = readConfig(cs, dataId, group);
+            if (Objects.equals(got, want)) {
+                if (tries > 1) {
+                    log("read returned the expected value only after " + tries + " reads");
+                }
+                return;
+            }
+            if (System.currentTimeMillis() >= deadline) {
+                fail(step + ": got " + (got == null ? "null (absent)" : quote(got)) + ", want "
+                        + (want == null ? "absent" : quote(want)) + " after " + tries + " reads");
+            }
+            // Each read is two identical ConfigQueryRequests, and the client lets identical
+            // requests through at 5 per second (it waits up to 1 s for a permit, delaying the
+            // listener's own queries too), so reads stay at two per second.
+            Thread.sleep(400);
+        }
+    }
+
+    private static AbstractListener configListener(BlockingQueue<String> notes) {
+        return new AbstractListener() {
+            @Override
+            public void receiveConfigInfo(String configInfo) {
+                // null when the config was removed; queued as "".
+                log("config notify " + (configInfo == null ? "null" : quote(configInfo)));
+                notes.add(configInfo == null ? "" : configInfo);
+            }
+        };
+    }
+
+    private static String awaitContent(BlockingQueue<String> notes, String want, long timeoutMs)
+            throws InterruptedException {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        while (true) {
+            long left = deadline - System.currentTimeMillis();
+            if (left <= 0) {
+                return null;
+            }
+            String c = notes.poll(left, TimeUnit.MILLISECONDS);
+            if (c == null) {
+                return null;
+            }
+            if (c.equals(want)) {
+                return c;
+            }
+        }
+    }
+
+    private static String oneLine(String s) {
+        return s.replace("\n", "\\n").replace("\r", "\\r");
+    }
+
+    private static String quote(String s) {
+        return '"' + oneLine(s) + '"';
+    }
+
     // ------------------------------------------------------------------ client setup
 
-    private static NamingService createNamingService() throws Exception {
+    private static Properties clientProperties() {
         String server = env("CAIRN_SERVER", "127.0.0.1:8848");
         String namespace = env("CAIRN_NAMESPACE", "");
-
         Properties p = new Properties();
         p.setProperty(PropertyKeyConst.SERVER_ADDR, server);
         if (!namespace.isEmpty()) {
             p.setProperty(PropertyKeyConst.NAMESPACE, namespace);
         }
+        log("server=" + server + " namespace=" + (namespace.isEmpty() ? "(public)" : namespace)
+                + " client=" + clientVersion());
+        return p;
+    }
+
+    /**
+     * A config client whose gRPC connection is up: the client connects lazily on its first request,
+     * and getServerStatus makes that request's connection (polled for up to CONNECT_RETRY_MS).
+     */
+    private static ConfigService createConfigService() throws Exception {
+        ConfigService cs = NacosFactory.createConfigService(clientProperties());
+        long deadline = System.currentTimeMillis() + CONNECT_RETRY_MS;
+        while (!"UP".equals(cs.getServerStatus())) {
+            if (System.currentTimeMillis() >= deadline) {
+                fail("config client not connected (getServerStatus DOWN) after " + CONNECT_RETRY_MS + " ms");
+            }
+            Thread.sleep(200);
+        }
+        return cs;
+    }
+
+    private static NamingService createNamingService() throws Exception {
+        Properties p = clientProperties();
         p.setProperty(PropertyKeyConst.NAMING_LOAD_CACHE_AT_START, "false");
         // Deliver empty pushes to listeners (this is also the client default).
         p.setProperty(PropertyKeyConst.NAMING_PUSH_EMPTY_PROTECTION, "false");
         // The naming disk cache directory is derived from this client property.
         p.setProperty("JM.SNAPSHOT.PATH", System.getProperty("JM.SNAPSHOT.PATH"));
-        log("server=" + server + " namespace=" + (namespace.isEmpty() ? "(public)" : namespace)
-                + " client=" + clientVersion());
         return NamingFactory.createNamingService(p);
     }
 
@@ -360,9 +625,13 @@ public final class Harness {
     }
 
     private static void shutdownQuietly(NamingService naming) {
+        shutdownQuietly(naming::shutDown);
+    }
+
+    private static void shutdownQuietly(Call shutDown) {
         Thread t = new Thread(() -> {
             try {
-                naming.shutDown();
+                shutDown.run();
             } catch (Throwable e) {
                 log("shutdown failed: " + describe(e));
             }
@@ -414,7 +683,9 @@ public final class Harness {
     }
 
     private static void usage() {
-        System.err.println("usage: Harness scenario <service> | hold <service> <ip> <port> | watch <service> <ip> <port>");
+        System.err.println("usage: Harness scenario <service> | hold <service> <ip> <port> | watch <service> <ip> <port>"
+                + " | config-scenario <dataId> <group> | config-listen <dataId> <group> <expected>"
+                + " | config-publish <dataId> <group> <content> | config-get <dataId> <group>");
         fail("usage");
     }
 
