@@ -77,6 +77,11 @@ pub struct Config {
     #[arg(long, env = "CAIRN_UDP_SUBSCRIBER_TTL_MS", default_value_t = 30_000)]
     pub udp_subscriber_ttl_ms: u64,
 
+    /// Interval (ms) between active health-check rounds of persistent instances; a health
+    /// change needs 3 consecutive contrary results.
+    #[arg(long, env = "CAIRN_HEALTH_CHECK_INTERVAL_MS", default_value_t = 5_000)]
+    pub health_check_interval_ms: u64,
+
     /// Grace period (ms) for graceful shutdown: ConnectReset to clients, then drain.
     #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_MS", default_value_t = 3_000)]
     pub shutdown_grace_ms: u64,

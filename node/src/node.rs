@@ -134,13 +134,16 @@ impl Node {
             Ok(())
         });
         let (c, r, rep) = (cancel.clone(), registry.clone(), replicator.clone());
+        let health_settings = HealthSettings {
+            interval: Config::ms(config.health_check_interval_ms.max(50)),
+            ..HealthSettings::default()
+        };
         let members = config.static_members()?;
         let me = config.self_address();
-        let responsible: Responsible = Arc::new(move |k| {
-            members.is_empty() || health::responsible_member(k, &members).is_some_and(|m| *m == me)
-        });
+        let responsible: Responsible =
+            Arc::new(move |k| members.is_empty() || health::responsible_member(k, &members).is_some_and(|m| *m == me));
         tasks.spawn(async move {
-            health::run(r, rep, responsible, HealthSettings::default(), c).await;
+            health::run(r, rep, responsible, health_settings, c).await;
             Ok(())
         });
 

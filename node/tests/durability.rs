@@ -26,7 +26,12 @@ impl Member {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    fn start_with(&mut self, extra: &[&str]) {
         let mut cmd = Command::new(BIN);
+        cmd.args(extra);
         cmd.args(["--bind", &self.ip, "--http-port", &self.port.to_string(), "--log", "warn"])
             .arg("--data-dir")
             .arg(&self.dir);
@@ -210,4 +215,65 @@ async fn cluster_keeps_every_acknowledged_publish_through_leader_kill_and_full_r
         wait_ready(n, Duration::from_secs(30)).await;
         assert_all_there(n, &acked, Duration::from_secs(10)).await;
     }
+}
+
+async fn list_hosts(m: &Member, service: &str) -> Vec<serde_json::Value> {
+    let url = format!("{}/nacos/v1/ns/instance/list?serviceName={service}", m.base());
+    let v: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
+    v["hosts"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_health(m: &Member, service: &str, want: bool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let hosts = list_hosts(m, service).await;
+        if hosts.len() == 1 && hosts[0]["healthy"] == want {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "health never became {want}: {hosts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn persistent_instances_are_health_checked_and_survive_kill9() {
+    let port = free_port(&["127.0.0.1"]);
+    let mut m = Member::new("127.0.0.1", port, "persist", None);
+    m.start_with(&["--health-check-interval-ms", "200"]);
+    wait_ready(&m, Duration::from_secs(20)).await;
+
+    // A persistent instance pointing at a port we control.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tport = target.local_addr().unwrap().port().to_string();
+    let form = [("serviceName", "pers"), ("ip", "127.0.0.1"), ("port", tport.as_str()), ("ephemeral", "false")];
+    let r = client().post(format!("{}/nacos/v1/ns/instance", m.base())).form(&form).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+    let hosts = list_hosts(&m, "pers").await;
+    assert_eq!(hosts[0]["ephemeral"], false);
+    wait_health(&m, "pers", true, Duration::from_secs(5)).await;
+
+    // The target goes away: after 3 failed TCP checks the instance turns unhealthy (via Raft).
+    drop(target);
+    let took = wait_health(&m, "pers", false, Duration::from_secs(5)).await;
+    eprintln!("persistent instance marked unhealthy after {took:?}");
+    // It comes back.
+    let _target = std::net::TcpListener::bind(("127.0.0.1", tport.parse::<u16>().unwrap())).unwrap();
+    wait_health(&m, "pers", true, Duration::from_secs(5)).await;
+
+    // Persistent instances and their health live in Raft: kill -9 and restart keeps them.
+    let mut m = m;
+    m.kill9();
+    m.start_with(&["--health-check-interval-ms", "200"]);
+    wait_ready(&m, Duration::from_secs(20)).await;
+    let hosts = list_hosts(&m, "pers").await;
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!(hosts[0]["port"].as_u64(), Some(tport.parse().unwrap()));
+    // Deregister through Raft.
+    let r = client()
+        .delete(format!("{}/nacos/v1/ns/instance?serviceName=pers&ip=127.0.0.1&port={tport}&ephemeral=false", m.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+    assert!(list_hosts(&m, "pers").await.is_empty());
 }
