@@ -20,6 +20,7 @@ pub mod raft_metrics;
 pub mod remote;
 pub mod replicate;
 pub mod state;
+pub mod tables;
 
 pub use config::Config;
 pub use error::{Error, Result};

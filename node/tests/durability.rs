@@ -3,7 +3,6 @@
 //! stream (nodes on 127.0.0.1, .2 and .3 with the same ports), and of the whole cluster.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,21 +65,8 @@ fn client() -> reqwest::Client {
 
 /// A port P with P, P+1000 and P+1001 free on each of `ips`.
 fn free_port(ips: &[&str]) -> u16 {
-    'outer: for _ in 0..200 {
-        let p = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !(1024..=64000).contains(&p) {
-            continue;
-        }
-        for ip in ips {
-            for q in [p, p + 1000, p + 1001] {
-                if TcpListener::bind((*ip, q)).is_err() {
-                    continue 'outer;
-                }
-            }
-        }
-        return p;
-    }
-    panic!("no free port");
+    let ips: Vec<std::net::Ipv4Addr> = ips.iter().map(|ip| ip.parse().expect("IPv4")).collect();
+    cairn_compat::free_port_on(&ips)
 }
 
 async fn wait_ready(m: &Member, limit: Duration) {

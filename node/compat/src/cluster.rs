@@ -18,7 +18,8 @@ pub struct Cluster {
     pub ips: Vec<std::net::Ipv4Addr>,
 }
 
-fn free_port(ips: &[std::net::Ipv4Addr]) -> u16 {
+/// A port P with P, P+1000 and P+1001 free on each of `ips` (the three ports of a node).
+pub fn free_port_on(ips: &[std::net::Ipv4Addr]) -> u16 {
     'outer: loop {
         let p = TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
         if !(1024..=64000).contains(&p) {
@@ -39,7 +40,7 @@ impl Cluster {
     /// Starts three nodes and waits (≤ 40 s) until every one is ready (a leader is known).
     pub fn start3() -> Cluster {
         let ips: Vec<std::net::Ipv4Addr> = (1..=3).map(|i| std::net::Ipv4Addr::new(127, 0, 0, i)).collect();
-        let port = free_port(&ips);
+        let port = free_port_on(&ips);
         let members = ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(",");
         let bin = node_binary();
         let mut children = Vec::new();

@@ -13,7 +13,7 @@ mod harness;
 mod node_proc;
 
 pub use clients::{go_harness, java_harness, rust_harness};
-pub use cluster::Cluster;
+pub use cluster::{Cluster, free_port_on};
 pub use harness::{CONFIG_GROUP, Harness, HarnessProc, config_push_across, killed_client_disappears};
 pub use node_proc::{NodeProc, node_binary};
 

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::configs::command::{ConfigCommand, ConfigOutcome};
 use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespace, OpType, md5_hex};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::naming::model::PUBLIC_NAMESPACE;
+use crate::tables::{from_json, get_json, storage, to_json};
 
 const CONFIGS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("configs");
 const HISTORY: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("config_history");
@@ -32,18 +33,6 @@ fn key_from_str(s: &str) -> Option<ConfigKey> {
     let mut it = s.split(SEP);
     let (ns, g, d) = (it.next()?, it.next()?, it.next()?);
     Some(ConfigKey::new(ns, g, d))
-}
-
-fn storage(action: &'static str) -> impl FnOnce(redb::Error) -> Error {
-    move |e| Error::Storage { action, message: e.to_string() }
-}
-
-fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8], action: &'static str) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| Error::Storage { action, message: format!("corrupt record: {e}") })
 }
 
 /// A change made visible by a committed transaction.
@@ -152,11 +141,7 @@ impl ConfigStore {
             ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms } => {
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
-                let current: Option<ConfigItem> =
-                    match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
-                        Some(v) => Some(from_json(v.value(), "reading a config")?),
-                        None => None,
-                    };
+                let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
                 if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current) {
                     if cur.md5 != cas {
                         return Ok(ConfigOutcome::CasMismatch);
@@ -235,11 +220,7 @@ impl ConfigStore {
             ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms } => {
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
-                let current: Option<ConfigItem> =
-                    match configs.get(ks.as_str()).map_err(|e| storage("reading a config")(e.into()))? {
-                        Some(v) => Some(from_json(v.value(), "reading a config")?),
-                        None => None,
-                    };
+                let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
                 let Some(mut cur) = current else { return Ok(ConfigOutcome::NotFound) };
                 if *beta_only {
                     let Some(beta) = cur.beta.take() else { return Ok(ConfigOutcome::NotFound) };
@@ -298,11 +279,7 @@ impl ConfigStore {
             }
             ConfigCommand::UpdateNamespace { id, name, desc } => {
                 let mut t = tx.open_table(NAMESPACES).map_err(|e| storage("opening namespaces")(e.into()))?;
-                let current: Option<Namespace> =
-                    match t.get(id.as_str()).map_err(|e| storage("reading a namespace")(e.into()))? {
-                        Some(v) => Some(from_json(v.value(), "reading a namespace")?),
-                        None => None,
-                    };
+                let current: Option<Namespace> = get_json(&t, id.as_str(), "reading a namespace")?;
                 let Some(mut ns) = current else { return Ok(ConfigOutcome::NotFound) };
                 ns.name = name.clone();
                 ns.desc = desc.clone();

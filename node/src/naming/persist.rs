@@ -12,9 +12,10 @@ use parking_lot::Mutex;
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::naming::model::{ClientId, Instance, ServiceKey, ServiceMeta};
 use crate::naming::registry::Registry;
+use crate::tables::{from_json, get_json, storage, to_json};
 
 const INSTANCES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_instances");
 const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_services");
@@ -111,18 +112,6 @@ fn parse_service(s: &str) -> Option<ServiceKey> {
     Some(ServiceKey::new(it.next()?, it.next()?, it.next()?))
 }
 
-fn st(action: &'static str) -> impl Fn(redb::Error) -> Error {
-    move |e| Error::Storage { action, message: e.to_string() }
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| Error::Storage { action: "decoding naming data", message: e.to_string() })
-}
-
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
 /// Client id of persistent instances at `ip:port` (Nacos: `ip:port#false`).
 pub fn persistent_client(ip: &str, port: u16) -> ClientId {
     ClientId::Persistent(format!("{ip}:{port}").into())
@@ -144,18 +133,18 @@ impl NamingPersist {
     pub fn load(&self, tx: &ReadTransaction) -> Result<()> {
         self.registry.clear_persistent();
         if let Ok(t) = tx.open_table(SERVICES) {
-            for row in t.iter().map_err(|e| st("loading services")(e.into()))? {
-                let (k, v) = row.map_err(|e| st("loading services")(e.into()))?;
+            for row in t.iter().map_err(|e| storage("loading services")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("loading services")(e.into()))?;
                 if let Some(key) = parse_service(k.value()) {
-                    self.registry.set_service_meta(&key, Some(decode(v.value())?));
+                    self.registry.set_service_meta(&key, Some(from_json(v.value(), "decoding naming data")?));
                 }
             }
         }
         if let Ok(t) = tx.open_table(INSTANCES) {
-            for row in t.iter().map_err(|e| st("loading instances")(e.into()))? {
-                let (k, v) = row.map_err(|e| st("loading instances")(e.into()))?;
+            for row in t.iter().map_err(|e| storage("loading instances")(e.into()))? {
+                let (k, v) = row.map_err(|e| storage("loading instances")(e.into()))?;
                 if let Some(key) = parse_service(k.value()) {
-                    let inst: Instance = decode(v.value())?;
+                    let inst: Instance = from_json(v.value(), "decoding naming data")?;
                     self.registry.upsert(&persistent_client(&inst.ip, inst.port), &key, inst);
                 }
             }
@@ -165,14 +154,14 @@ impl NamingPersist {
 
     /// Applies one command inside `tx`; the registry changes in [`Self::committed`].
     pub fn apply(&self, tx: &WriteTransaction, cmd: &NamingCommand) -> Result<NamingOutcome> {
-        let mut instances = tx.open_table(INSTANCES).map_err(|e| st("opening naming instances")(e.into()))?;
-        let mut services = tx.open_table(SERVICES).map_err(|e| st("opening naming services")(e.into()))?;
+        let mut instances = tx.open_table(INSTANCES).map_err(|e| storage("opening naming instances")(e.into()))?;
+        let mut services = tx.open_table(SERVICES).map_err(|e| storage("opening naming services")(e.into()))?;
         let change = match cmd {
             NamingCommand::Register { key, instance } => {
                 let k = instance_str(key, &instance.ip, instance.port, &instance.cluster);
                 instances
-                    .insert(k.as_str(), encode(instance).as_slice())
-                    .map_err(|e| st("writing an instance")(e.into()))?;
+                    .insert(k.as_str(), to_json(instance).as_slice())
+                    .map_err(|e| storage("writing an instance")(e.into()))?;
                 Change::Instance {
                     key: key.clone(),
                     ip: instance.ip.clone(),
@@ -183,7 +172,7 @@ impl NamingPersist {
             }
             NamingCommand::Deregister { key, ip, port, cluster } => {
                 let k = instance_str(key, ip, *port, cluster);
-                if instances.remove(k.as_str()).map_err(|e| st("removing an instance")(e.into()))?.is_none() {
+                if instances.remove(k.as_str()).map_err(|e| storage("removing an instance")(e.into()))?.is_none() {
                     return Ok(NamingOutcome::NotFound);
                 }
                 Change::Instance {
@@ -196,16 +185,12 @@ impl NamingPersist {
             }
             NamingCommand::SetHealth { key, ip, port, cluster, healthy } => {
                 let k = instance_str(key, ip, *port, cluster);
-                let current: Option<Instance> =
-                    match instances.get(k.as_str()).map_err(|e| st("reading an instance")(e.into()))? {
-                        Some(v) => Some(decode(v.value())?),
-                        None => None,
-                    };
+                let current: Option<Instance> = get_json(&instances, k.as_str(), "reading an instance")?;
                 let Some(mut inst) = current else { return Ok(NamingOutcome::NotFound) };
                 inst.healthy = *healthy;
                 instances
-                    .insert(k.as_str(), encode(&inst).as_slice())
-                    .map_err(|e| st("writing an instance")(e.into()))?;
+                    .insert(k.as_str(), to_json(&inst).as_slice())
+                    .map_err(|e| storage("writing an instance")(e.into()))?;
                 Change::Instance {
                     key: key.clone(),
                     ip: ip.clone(),
@@ -216,28 +201,32 @@ impl NamingPersist {
             }
             NamingCommand::CreateService { key, meta } => {
                 let k = service_str(key);
-                if services.get(k.as_str()).map_err(|e| st("reading a service")(e.into()))?.is_some() {
+                if services.get(k.as_str()).map_err(|e| storage("reading a service")(e.into()))?.is_some() {
                     return Ok(NamingOutcome::Rejected(format!(
                         "specified service {} already exists",
                         key.grouped_name()
                     )));
                 }
-                services.insert(k.as_str(), encode(meta).as_slice()).map_err(|e| st("writing a service")(e.into()))?;
+                services
+                    .insert(k.as_str(), to_json(meta).as_slice())
+                    .map_err(|e| storage("writing a service")(e.into()))?;
                 Change::Service { key: key.clone(), meta: Some(meta.clone()) }
             }
             NamingCommand::UpdateService { key, meta } => {
                 let k = service_str(key);
-                services.insert(k.as_str(), encode(meta).as_slice()).map_err(|e| st("writing a service")(e.into()))?;
+                services
+                    .insert(k.as_str(), to_json(meta).as_slice())
+                    .map_err(|e| storage("writing a service")(e.into()))?;
                 Change::Service { key: key.clone(), meta: Some(meta.clone()) }
             }
             NamingCommand::DeleteService { key } => {
                 let prefix = format!("{}{SEP}", service_str(key));
                 let has_instances = instances
                     .range(prefix.as_str()..)
-                    .map_err(|e| st("reading instances")(e.into()))?
+                    .map_err(|e| storage("reading instances")(e.into()))?
                     .next()
                     .transpose()
-                    .map_err(|e| st("reading instances")(e.into()))?
+                    .map_err(|e| storage("reading instances")(e.into()))?
                     .is_some_and(|(k, _)| k.value().starts_with(&prefix));
                 if has_instances {
                     return Ok(NamingOutcome::Rejected(format!(
@@ -245,7 +234,10 @@ impl NamingPersist {
                         key.grouped_name()
                     )));
                 }
-                if services.remove(service_str(key).as_str()).map_err(|e| st("removing a service")(e.into()))?.is_none()
+                if services
+                    .remove(service_str(key).as_str())
+                    .map_err(|e| storage("removing a service")(e.into()))?
+                    .is_none()
                 {
                     return Ok(NamingOutcome::NotFound);
                 }
@@ -277,27 +269,27 @@ impl NamingPersist {
         let mut dump = Dump::default();
         for (def, out) in [(INSTANCES, &mut dump.instances), (SERVICES, &mut dump.services)] {
             if let Ok(t) = tx.open_table(def) {
-                for row in t.iter().map_err(|e| st("snapshot")(e.into()))? {
-                    let (k, v) = row.map_err(|e| st("snapshot")(e.into()))?;
+                for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
+                    let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
                     out.push((k.value().to_owned(), v.value().to_vec()));
                 }
             }
         }
-        Ok(encode(&dump))
+        Ok(to_json(&dump))
     }
 
     /// Replaces both tables from a snapshot; the registry is reloaded by the caller's `open`.
     pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
-        let dump: Dump = if data.is_empty() { Dump::default() } else { decode(data)? };
-        tx.delete_table(INSTANCES).map_err(|e| st("restoring snapshot")(e.into()))?;
-        tx.delete_table(SERVICES).map_err(|e| st("restoring snapshot")(e.into()))?;
-        let mut t = tx.open_table(INSTANCES).map_err(|e| st("restoring snapshot")(e.into()))?;
+        let dump: Dump = if data.is_empty() { Dump::default() } else { from_json(data, "decoding naming data")? };
+        tx.delete_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        tx.delete_table(SERVICES).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        let mut t = tx.open_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.instances {
-            t.insert(k.as_str(), v.as_slice()).map_err(|e| st("restoring snapshot")(e.into()))?;
+            t.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
-        let mut t = tx.open_table(SERVICES).map_err(|e| st("restoring snapshot")(e.into()))?;
+        let mut t = tx.open_table(SERVICES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.services {
-            t.insert(k.as_str(), v.as_slice()).map_err(|e| st("restoring snapshot")(e.into()))?;
+            t.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         self.pending.lock().clear();
         Ok(())
