@@ -55,6 +55,7 @@ pub trait Application: Send + Sync + 'static {
     /// Called after the transaction holding a batch of applied entries committed, with the
     /// `(index, command)` of each entry that was applied (not rejected), in log order. Update
     /// caches and notify listeners here. Writers get their responses after this returns.
+    /// Entries re-applied from the log at start-up (after a crash) come through here too.
     fn after_commit(&self, applied: &[(u64, Vec<u8>)]);
 
     /// Serializes the application's state as seen by `tx`, for a Raft snapshot.

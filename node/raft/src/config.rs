@@ -162,15 +162,15 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let base = RaftConfig::new("/tmp/x", 7, "127.0.0.1:9849");
-        let cases: Vec<Box<dyn Fn(&mut RaftConfig)>> = vec![
-            Box::new(|c| c.node_id = 0),
-            Box::new(|c| c.advertise_addr = "nope".into()),
-            Box::new(|c| c.advertise_addr = ":9849".into()),
-            Box::new(|c| c.advertise_addr = "h:99999".into()),
-            Box::new(|c| c.election_timeout_min = c.heartbeat_interval),
-            Box::new(|c| c.election_timeout_max = c.election_timeout_min),
-            Box::new(|c| c.snapshot_chunk_bytes = c.max_message_bytes),
-            Box::new(|c| c.snapshot_policy = SnapshotPolicy::LogsSinceLast(c.replication_lag_threshold)),
+        let cases: [fn(&mut RaftConfig); 8] = [
+            |c| c.node_id = 0,
+            |c| c.advertise_addr = "nope".into(),
+            |c| c.advertise_addr = ":9849".into(),
+            |c| c.advertise_addr = "h:99999".into(),
+            |c| c.election_timeout_min = c.heartbeat_interval,
+            |c| c.election_timeout_max = c.election_timeout_min,
+            |c| c.snapshot_chunk_bytes = c.max_message_bytes,
+            |c| c.snapshot_policy = SnapshotPolicy::LogsSinceLast(c.replication_lag_threshold),
         ];
         for (i, f) in cases.iter().enumerate() {
             let mut c = base.clone();

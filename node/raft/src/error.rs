@@ -102,6 +102,16 @@ pub enum Error {
         leader: Option<NodeId>,
     },
 
+    /// The command is larger than a Raft message may carry
+    /// ([`RaftConfig::max_message_bytes`](crate::RaftConfig::max_message_bytes) / 2).
+    #[error("command of {bytes} bytes exceeds the {limit} byte limit")]
+    CommandTooLarge {
+        /// The command's size.
+        bytes: usize,
+        /// The largest command accepted.
+        limit: usize,
+    },
+
     /// The application rejected the command (it was committed and applied, and changed nothing).
     #[error("command rejected: {0}")]
     Rejected(String),
@@ -174,6 +184,7 @@ impl Error {
             Error::Stopped(_) => "stopped",
             Error::NoLeader { .. } => "no_leader",
             Error::NotLeader { .. } => "not_leader",
+            Error::CommandTooLarge { .. } => "command_too_large",
             Error::Rejected(_) => "rejected",
             Error::Indeterminate(_) => "indeterminate",
             Error::Rpc { .. } => "rpc",

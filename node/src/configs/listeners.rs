@@ -25,6 +25,8 @@ pub struct Spelled {
 
 struct Waiter {
     listened: Vec<(ConfigKey, Listened)>,
+    /// The client's IP: what it sees of a config depends on it (gray versions).
+    client_ip: String,
     tx: Mutex<Option<oneshot::Sender<Vec<Listened>>>>,
 }
 
@@ -119,12 +121,13 @@ impl Listeners {
         self.polls.lock().values().map(HashMap::len).sum()
     }
 
-    /// Parks a long poll on `listened`; the guard's receiver fires on the first change.
-    pub fn park(&self, listened: Vec<(ConfigKey, Listened)>) -> PollGuard<'_> {
+    /// Parks a long poll of a client at `client_ip` on `listened`; the guard's receiver fires on
+    /// the first change of what that client sees.
+    pub fn park(&self, listened: Vec<(ConfigKey, Listened)>, client_ip: &str) -> PollGuard<'_> {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let keys: Vec<ConfigKey> = listened.iter().map(|(k, _)| k.clone()).collect();
-        let waiter = Arc::new(Waiter { listened, tx: Mutex::new(Some(tx)) });
+        let waiter = Arc::new(Waiter { listened, client_ip: client_ip.to_owned(), tx: Mutex::new(Some(tx)) });
         let mut polls = self.polls.lock();
         for k in &keys {
             polls.entry(k.clone()).or_default().insert(id, waiter.clone());
@@ -132,13 +135,37 @@ impl Listeners {
         PollGuard { listeners: self, id, keys, rx }
     }
 
-    /// Answers every long poll waiting on `key`.
-    pub fn wake_polls(&self, key: &ConfigKey) {
-        let waiters: Vec<Arc<Waiter>> =
-            self.polls.lock().remove(key).map(|m| m.into_values().collect()).unwrap_or_default();
-        for w in waiters {
+    /// Answers the long polls waiting on `key` whose client now sees another md5 than it sent;
+    /// `view(key, client_ip)` is the md5 a client sees. The others stay parked (as Nacos, a gray
+    /// release wakes only its beta IPs, and a formal change does not wake them).
+    pub fn wake_polls(&self, key: &ConfigKey, view: impl Fn(&ConfigKey, &str) -> String) {
+        let waiters: Vec<(u64, Arc<Waiter>)> =
+            self.polls.lock().get(key).map(|m| m.iter().map(|(id, w)| (*id, w.clone())).collect()).unwrap_or_default();
+        let mut woken = Vec::new();
+        for (id, w) in waiters {
+            let md5 = view(key, &w.client_ip);
+            let changed: Vec<Listened> =
+                w.listened.iter().filter(|(k, l)| k == key && l.md5 != md5).map(|(_, l)| l.clone()).collect();
+            if !changed.is_empty() {
+                woken.push((id, w, changed));
+            }
+        }
+        if woken.is_empty() {
+            return;
+        }
+        {
+            let mut polls = self.polls.lock();
+            if let Some(m) = polls.get_mut(key) {
+                for (id, _, _) in &woken {
+                    m.remove(id);
+                }
+                if m.is_empty() {
+                    polls.remove(key);
+                }
+            }
+        }
+        for (_, w, changed) in woken {
             if let Some(tx) = w.tx.lock().take() {
-                let changed = w.listened.iter().filter(|(k, _)| k == key).map(|(_, l)| l.clone()).collect();
                 let _ = tx.send(changed);
             }
         }
@@ -171,13 +198,17 @@ mod tests {
         let l = Listeners::default();
         let k = ConfigKey::new("", "g", "d");
         let lst = Listened { data_id: "d".into(), group: "g".into(), md5: String::new(), tenant: None };
-        let guard = l.park(vec![(k.clone(), lst.clone())]);
+        let guard = l.park(vec![(k.clone(), lst.clone())], "10.0.0.1");
         assert_eq!(l.poll_count(), 1);
-        l.wake_polls(&k);
+        // What the client sees did not change: it stays parked.
+        l.wake_polls(&k, |_, _| String::new());
+        assert_eq!(l.poll_count(), 1);
+        l.wake_polls(&k, |_, ip| format!("md5-for-{ip}"));
+        assert_eq!(l.poll_count(), 0);
         let mut guard = guard;
         let changed = (&mut guard.rx).await.unwrap();
         assert_eq!(changed, vec![lst.clone()]);
-        let guard = l.park(vec![(k.clone(), lst)]);
+        let guard = l.park(vec![(k.clone(), lst)], "10.0.0.1");
         drop(guard);
         assert_eq!(l.poll_count(), 0);
     }

@@ -233,7 +233,7 @@ impl ConfigService {
         };
         let now = changed(&keyed);
         let Some(hold) = hold.filter(|_| now.is_empty()) else { return Ok(now) };
-        let mut guard = self.listeners.park(keyed.clone());
+        let mut guard = self.listeners.park(keyed.clone(), client_ip);
         // A change committed between the first check and parking is caught here.
         let now = changed(&keyed);
         if !now.is_empty() {
@@ -249,7 +249,7 @@ impl ConfigService {
     pub fn on_committed(&self, changes: &[Change]) {
         for c in changes {
             if let Change::Config { key, md5_changed: true, .. } = c {
-                self.listeners.wake_polls(key);
+                self.listeners.wake_polls(key, |k, ip| self.md5_for(k, ip));
                 let _ = self.notify.send(key.clone());
             }
         }

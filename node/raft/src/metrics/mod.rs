@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 
+pub(crate) use histogram::Histogram;
 pub use histogram::HistogramSnapshot;
 pub use histogram::LATENCY_BUCKETS;
-pub(crate) use histogram::Histogram;
 use openraft::ServerState;
 
 use crate::types::NodeId;

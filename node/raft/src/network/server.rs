@@ -59,6 +59,13 @@ pub struct RaftGrpcServer {
 /// The tonic service for a node's cluster gRPC server, with message limits raised to
 /// [`RaftConfig::max_message_bytes`](crate::RaftConfig::max_message_bytes). The node owns the
 /// listener: `Server::builder().add_service(raft_service(&node))`.
+///
+/// Enable `TCP_NODELAY` on the listener (`TcpIncoming::with_nodelay(Some(true))`): without
+/// it, Nagle's algorithm meets delayed ACKs and small Raft messages wait up to 40 ms.
+///
+/// Shut down in this order: [`RaftNode::shutdown`](crate::RaftNode::shutdown) first, then the
+/// server's graceful shutdown. Replication streams (`StreamAppend`) stay open while Raft runs,
+/// so a graceful server shutdown started first would wait for them.
 pub fn raft_service(node: &crate::RaftNode) -> RaftServiceServer<RaftGrpcServer> {
     let cfg = node.config();
     let server = RaftGrpcServer {

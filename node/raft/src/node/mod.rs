@@ -58,7 +58,12 @@ impl RaftNode {
         let dir = raft_dir(&config.data_dir);
         check_identity(&config)?;
         let stats = Arc::new(RaftStats::default());
-        let log = LogStore::open_with(&dir.join(LOG_DB), config.log_quick_repair, stats.clone())?;
+        let log = LogStore::open_with(
+            &dir.join(LOG_DB),
+            config.log_quick_repair,
+            config.max_message_bytes / 2,
+            stats.clone(),
+        )?;
         let sm = StateMachineStore::open_with(&dir, app, config.state_machine_sync_interval, stats.clone())?;
         let pool = ChannelPool::new(config.connect_timeout, config.max_message_bytes);
         let network = NetworkFactory::new(config.node_id, pool.clone(), config.snapshot_chunk_bytes);

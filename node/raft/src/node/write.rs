@@ -46,6 +46,10 @@ impl RaftNode {
     /// A command proposed by a leader that then lost leadership yields
     /// [`Error::Indeterminate`] instead of a retry.
     pub async fn write(&self, command: Vec<u8>) -> Result<Vec<u8>> {
+        let limit = self.inner.config.max_message_bytes / 2;
+        if command.len() > limit {
+            return Err(Error::CommandTooLarge { bytes: command.len(), limit });
+        }
         let started = Instant::now();
         let result = self.retrying("write", |node, leader, remaining| {
             let command = command.clone();
@@ -111,12 +115,22 @@ impl RaftNode {
         }
     }
 
-    async fn write_once(&self, leader: Option<(NodeId, NodeInfo)>, command: Vec<u8>, remaining: Duration) -> Step<Vec<u8>> {
+    async fn write_once(
+        &self,
+        leader: Option<(NodeId, NodeInfo)>,
+        command: Vec<u8>,
+        remaining: Duration,
+    ) -> Step<Vec<u8>> {
         let Some((leader_id, leader_node)) = leader else { return Step::Retry("no leader known".into()) };
         if leader_id != self.id() {
             return self.forward(leader_id, leader_node, command, remaining).await;
         }
-        match WriteOutcome::from_result(self.inner.raft.client_write(Command(command)).await) {
+        // A leader that lost its quorum may never commit: do not wait past the deadline.
+        let proposed = tokio::time::timeout(remaining, self.inner.raft.client_write(Command(command)));
+        let Ok(result) = proposed.await else {
+            return Step::Done(Err(Error::Indeterminate(format!("not committed within {remaining:?}"))));
+        };
+        match WriteOutcome::from_result(result) {
             WriteOutcome::Applied(bytes) => Step::Done(Ok(bytes)),
             WriteOutcome::Rejected(message) => Step::Done(Err(Error::Rejected(message))),
             WriteOutcome::NotLeader(_) => Step::Retry("leadership moved".into()),
@@ -125,7 +139,13 @@ impl RaftNode {
         }
     }
 
-    async fn forward(&self, leader_id: NodeId, leader: NodeInfo, command: Vec<u8>, remaining: Duration) -> Step<Vec<u8>> {
+    async fn forward(
+        &self,
+        leader_id: NodeId,
+        leader: NodeInfo,
+        command: Vec<u8>,
+        remaining: Duration,
+    ) -> Step<Vec<u8>> {
         let mut client = match self.inner.pool.client(&leader.cluster_addr) {
             Ok(c) => c,
             Err(e) => return Step::Done(Err(e)),
@@ -156,7 +176,9 @@ impl RaftNode {
         match reply.outcome {
             Some(Outcome::Response(bytes)) => Step::Done(Ok(bytes)),
             Some(Outcome::Rejected(message)) => Step::Done(Err(Error::Rejected(message))),
-            Some(Outcome::NotLeader(n)) => Step::Retry(format!("{leader_id} is not the leader (it knows {:?})", leader_of(&n))),
+            Some(Outcome::NotLeader(n)) => {
+                Step::Retry(format!("{leader_id} is not the leader (it knows {:?})", leader_of(&n)))
+            }
             None => Step::Done(Err(rpc_error(tonic::Status::internal("empty forward reply")))),
         }
     }
@@ -192,7 +214,9 @@ impl RaftNode {
         let wait = self.inner.raft.wait(Some(remaining));
         match wait.applied_index_at_least(Some(index), "read index applied").await {
             Ok(_) => Step::Done(Ok(())),
-            Err(WaitError::Timeout(after, _)) => Step::Done(Err(Error::Timeout { action: "apply up to read index", after })),
+            Err(WaitError::Timeout(after, _)) => {
+                Step::Done(Err(Error::Timeout { action: "apply up to read index", after }))
+            }
             Err(WaitError::ShuttingDown) => Step::Done(Err(Error::Stopped("raft node is shutting down".into()))),
         }
     }

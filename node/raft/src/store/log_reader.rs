@@ -6,6 +6,7 @@ use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
+use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
 use openraft::entry::RaftEntry;
@@ -30,6 +31,12 @@ impl LogShared {
     /// overlay's first index. An entry committed (and dropped from the overlay) in between is
     /// in redb by then, so nothing is missed.
     pub(crate) fn read_range(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
+        self.read_range_limited(range, usize::MAX)
+    }
+
+    /// Like [`read_range`](Self::read_range), but stops once the entries read weigh more than
+    /// `budget` bytes (always returning at least one entry of a non-empty range).
+    pub(crate) fn read_range_limited(&self, range: impl RangeBounds<u64>, budget: usize) -> io::Result<Vec<Entry>> {
         let start = match range.start_bound() {
             Bound::Included(s) => *s,
             Bound::Excluded(s) => s.saturating_add(1),
@@ -54,6 +61,7 @@ impl LogShared {
             (None, e) => e,
         };
         let mut out = Vec::new();
+        let mut weight = 0usize;
         if db_end.is_none_or(|e| e > start) {
             let rtx = self.db.begin_read().map_err(to_io)?;
             let table = rtx.open_table(LOG_TABLE).map_err(to_io)?;
@@ -63,12 +71,30 @@ impl LogShared {
             }
             .map_err(to_io)?;
             for item in iter {
+                if weight > budget {
+                    return Ok(out);
+                }
                 let (_, v) = item.map_err(to_io)?;
+                weight += v.value().len();
                 out.push(decode::<Entry>("log entry", v.value()).map_err(to_io)?);
             }
         }
-        out.extend(overlay);
+        for entry in overlay {
+            if weight > budget {
+                break;
+            }
+            weight += entry_weight(&entry);
+            out.push(entry);
+        }
         Ok(out)
+    }
+}
+
+/// Roughly the encoded size of an entry.
+fn entry_weight(entry: &Entry) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(command) => command.0.len() + 32,
+        _ => 256,
     }
 }
 
@@ -82,5 +108,11 @@ impl RaftLogReader<TypeConfig> for LogReader {
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
         Ok(self.shared.mem.lock().vote)
+    }
+
+    /// Caps a replication batch by size as well as count, so an AppendEntries message stays
+    /// under the gRPC message limit however large the commands are.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        self.shared.read_range_limited(start..end, self.shared.read_budget)
     }
 }

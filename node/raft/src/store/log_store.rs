@@ -42,18 +42,25 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log database at `path`, with quick repair on.
+    /// Opens (or creates) the log database at `path`, with quick repair on and replication
+    /// batches of at most 32 MiB.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with(path, true, Arc::default())
+        Self::open_with(path, true, 32 << 20, Arc::default())
     }
 
-    pub(crate) fn open_with(path: &Path, quick_repair: bool, stats: Arc<RaftStats>) -> Result<Self> {
+    /// `read_budget`: most bytes of entries per replication message.
+    pub(crate) fn open_with(
+        path: &Path,
+        quick_repair: bool,
+        read_budget: usize,
+        stats: Arc<RaftStats>,
+    ) -> Result<Self> {
         let db = open_database(path, LOG_META)?;
         let wtx = db.begin_write().map_err(|e| Error::storage("create log table", e))?;
         wtx.open_table(LOG_TABLE).map_err(|e| Error::storage("create log table", e))?;
         wtx.commit().map_err(|e| Error::storage("create log table", e))?;
         let mem = log_writer::load(&db)?;
-        let shared = Arc::new(LogShared { db, mem: Mutex::new(mem) });
+        let shared = Arc::new(LogShared { db, mem: Mutex::new(mem), read_budget });
         let (tx, rx) = mpsc::channel();
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -166,5 +173,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let encoded = encode("purged log id", &upto).map_err(to_io)?;
         let (done, rx) = oneshot::channel();
         self.send_and_wait(LogOp::Purge { upto, encoded, done }, rx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::RaftLogReader;
+    use openraft::entry::RaftEntry;
+    use openraft::storage::IOFlushed;
+    use openraft::storage::RaftLogStorage;
+    use openraft::type_config::TypeConfigExt;
+
+    use super::*;
+    use crate::types::Command;
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry::new_normal(openraft::testing::log_id::<TypeConfig>(1, 1, index), Command(vec![7; bytes]))
+    }
+
+    #[tokio::test]
+    async fn appends_are_readable_and_replication_reads_are_size_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.redb");
+        let mut store = LogStore::open_with(&path, false, 3_000, Arc::default()).expect("open");
+        let (tx, rx) = TypeConfig::oneshot();
+        store.append((1..=10).map(|i| entry(i, 1_000)), IOFlushed::signal(tx)).await.expect("append");
+        // Readable as soon as append returns, flushed or not.
+        let mut reader = store.get_log_reader().await;
+        assert_eq!(reader.try_get_log_entries(1..=10).await.expect("read").len(), 10);
+        rx.await.expect("callback").expect("flushed");
+        let capped = reader.limited_get_log_entries(1, 11).await.expect("read");
+        assert!((1..10).contains(&capped.len()), "{} entries", capped.len());
+        assert_eq!(capped[0].index(), 1);
+        drop((reader, store));
+        // Reopened: the flushed entries and the log state are there.
+        let mut store = LogStore::open(&path).expect("reopen");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id.map(|l| l.index()), Some(10));
+        let mut reader = store.get_log_reader().await;
+        assert_eq!(reader.try_get_log_entries(5..8).await.expect("read").len(), 3);
+        assert_eq!(reader.limited_get_log_entries(3, 4).await.expect("read").len(), 1);
     }
 }

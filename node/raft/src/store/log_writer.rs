@@ -37,6 +37,8 @@ const MAX_GROUP: usize = 4096;
 pub(crate) struct LogShared {
     pub(crate) db: redb::Database,
     pub(crate) mem: Mutex<LogMem>,
+    /// Most bytes of entries handed out for one replication message.
+    pub(crate) read_budget: usize,
 }
 
 /// What the log looks like including operations not yet committed to redb.

@@ -280,16 +280,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
-    where Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
         let items: Vec<_> = entries.try_collect().await?;
         if items.is_empty() {
             return Ok(());
         }
         let shared = self.shared.clone();
-        let responders = tokio::task::spawn_blocking(move || shared.apply_batch(items))
-            .await
-            .map_err(to_io)?
-            .map_err(|e| {
+        let responders =
+            tokio::task::spawn_blocking(move || shared.apply_batch(items)).await.map_err(to_io)?.map_err(|e| {
                 tracing::error!(error = %e, "state machine apply failed; the raft node stops");
                 to_io(e)
             })?;

@@ -16,6 +16,7 @@ use crate::harness::all_applied;
 use crate::harness::free_port;
 use crate::harness::init_logging;
 use crate::harness::wait_for;
+use crate::harness::wait_key;
 use crate::kv::KvApp;
 use crate::kv::set;
 
@@ -78,9 +79,9 @@ async fn three_nodes_forward_fail_over_and_catch_up() {
     }
 
     // Every node's state machine has every write; caches followed the commits.
-    let target = all.iter().map(|n| n.metrics().applied_index).max().unwrap_or(0);
-    all_applied(&all.iter().collect::<Vec<_>>(), target, T).await;
     for n in nodes.iter().flatten() {
+        wait_key(&n.node, "k60", "v60", T).await;
+        wait_key(&n.node, "k1", "v1", T).await;
         assert_eq!(KvApp::get(&n.node, "k0").as_deref(), Some("v0b"));
         assert_eq!(KvApp::len(&n.node), 61);
         assert_eq!(n.app.cache.lock().get("k60").map(String::as_str), Some("v60"));
@@ -106,11 +107,10 @@ async fn three_nodes_forward_fail_over_and_catch_up() {
     let back = TestNode::start(&old_dir, old_addr, |_| {}).await;
     assert_eq!(back.id(), leader_id);
     nodes[leader_at] = Some(back);
-    let all = live(&nodes);
-    let target = survivors[0].metrics().applied_index;
-    all_applied(&all.iter().collect::<Vec<_>>(), target, T).await;
     let back = nodes[leader_at].as_ref().expect("restarted");
-    assert_eq!(KvApp::get(&back.node, "k119").as_deref(), Some("after"));
+    wait_key(&back.node, "k119", "after", T).await;
+    let target = survivors[0].metrics().applied_index;
+    all_applied(&[&back.node], target, T).await;
     assert_eq!(KvApp::len(&back.node), 82);
     wait_for("restarted node to follow", T, || {
         let ok = back.node.leader().map(|(id, _)| id) == Some(new_leader);

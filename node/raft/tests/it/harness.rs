@@ -68,7 +68,7 @@ impl TestNode {
         let server = tokio::spawn(async move {
             let served = Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
                 .await;
             if let Err(e) = served {
                 tracing::warn!(error = %e, "test server ended");
@@ -145,6 +145,16 @@ pub async fn all_applied(nodes: &[&RaftNode], index: u64, timeout: Duration) {
     wait_for(&format!("all nodes applied {index}"), timeout, || {
         let done = nodes.iter().all(|n| n.metrics().applied_index >= index);
         async move { done }
+    })
+    .await;
+}
+
+/// Waits until `key` holds `value` in `node`'s state machine. (A writer's response can arrive
+/// before the leader's metrics show the apply, so tests wait on content, not on indexes.)
+pub async fn wait_key(node: &RaftNode, key: &str, value: &str, timeout: Duration) {
+    wait_for(&format!("{key}={value} on node {}", node.id()), timeout, || {
+        let ok = crate::kv::KvApp::get(node, key).as_deref() == Some(value);
+        async move { ok }
     })
     .await;
 }

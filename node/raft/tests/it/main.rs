@@ -5,5 +5,6 @@ mod cluster;
 mod durability;
 mod harness;
 mod kv;
+mod rpc;
 mod snapshot;
 mod suite;

@@ -23,7 +23,8 @@ fn storage_error(e: cairn_raft::Error) -> StorageError<TypeConfig> {
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbStoreBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
-        let dir = tempfile::tempdir().map_err(|e| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        let dir =
+            tempfile::tempdir().map_err(|e| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
         let log = LogStore::open(&dir.path().join("log.redb")).map_err(storage_error)?;
         let sm = StateMachineStore::open(dir.path(), Arc::new(KvApp::default())).map_err(storage_error)?;
         Ok((dir, log, sm))
