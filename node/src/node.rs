@@ -178,6 +178,7 @@ impl Node {
             node_config: config.clone(),
             config: Some(config_service.clone()),
             replicator: Some(replicator.clone()),
+            raft: Some(persist.raft.clone()),
         };
         let router = http::router(state);
         let c = cancel.clone();

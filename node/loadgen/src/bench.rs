@@ -232,7 +232,7 @@ pub struct MemFig {
     /// RSS before the load generator connected, MiB.
     pub rss_idle_mib: f64,
     /// RSS after the register phase with all connections open, MiB.
-    pub rss_after_register_mib: f64,
+    pub rss_after_register_mib: Option<f64>,
     /// RSS at the end, MiB.
     pub rss_end_mib: f64,
     /// Peak RSS (VmHWM) at the end, MiB.
@@ -415,7 +415,7 @@ pub async fn run(t: &Target, w: &Workload) -> anyhow::Result<Results> {
         // Let the server settle (deferred work, allocator) before reading RSS.
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let (Some(m), Some((rss, _))) = (mem.as_mut(), t.pid.and_then(procfs::rss_mib)) {
-            m.rss_after_register_mib = rss;
+            m.rss_after_register_mib = Some(rss);
         }
     }
     if w.phases.contains(&Phase::Query) {

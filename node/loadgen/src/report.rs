@@ -51,7 +51,13 @@ pub fn figures(r: &Results) -> Vec<Fig> {
     f("push_missed_coalesced", "  of which coalesced", "push", None, p.map(|p| p.missed_superseded as f64));
     let m = r.memory.as_ref();
     f("rss_idle_mib", "server RSS idle", "MiB", Some(false), m.map(|m| m.rss_idle_mib));
-    f("rss_after_register_mib", "server RSS after register", "MiB", Some(false), m.map(|m| m.rss_after_register_mib));
+    f(
+        "rss_after_register_mib",
+        "server RSS after register",
+        "MiB",
+        Some(false),
+        m.and_then(|m| m.rss_after_register_mib),
+    );
     f("rss_peak_mib", "server peak RSS", "MiB", Some(false), m.map(|m| m.peak_mib));
     v
 }

@@ -1,5 +1,6 @@
 //! The Nacos HTTP Open API on port P under `/nacos`, plus `/metrics`.
 
+mod admin;
 mod config;
 mod core;
 mod namespace;
@@ -41,6 +42,8 @@ pub struct HttpState {
     pub config: Option<Arc<crate::configs::service::ConfigService>>,
     /// The write path for persistent data (absent: persistent writes are refused).
     pub replicator: Option<Arc<dyn crate::replicate::Replicator>>,
+    /// The Raft node (membership admin API).
+    pub raft: Option<Arc<cairn_raft::RaftNode>>,
 }
 
 /// An HTTP error: status plus a plain-text body in Nacos's `caused: …;` form.
@@ -102,6 +105,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(core::routes())
         .merge(config::routes())
         .merge(namespace::routes())
+        .merge(admin::routes())
         .route_layer(middleware::from_fn_with_state(metrics, observe))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
