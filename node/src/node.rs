@@ -90,15 +90,13 @@ impl Node {
         // Persistent data: one Raft path, standalone being a one-member cluster.
         let persist = Persist::start(&config, registry.clone(), &metrics).await?;
         let raft_listener = bind("cluster gRPC", config.cluster_grpc_addr()).await?;
-        let raft_service = cairn_raft::raft_service(&persist.raft);
+        let raft_service = cairn_raft::raft_service_with_shutdown(&persist.raft, cancel.clone());
         let c = cancel.clone();
         tasks.spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true));
             tonic::transport::Server::builder()
                 .add_service(raft_service)
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(raft_listener),
-                    c.cancelled_owned(),
-                )
+                .serve_with_incoming_shutdown(incoming, c.cancelled_owned())
                 .await
                 .map_err(|e| Error::Serve { what: "cluster gRPC", message: e.to_string() })
         });

@@ -61,7 +61,7 @@ impl InstanceIn {
             healthy: self.healthy.unwrap_or(true),
             enabled: self.enabled.unwrap_or(true),
             ephemeral: self.ephemeral.unwrap_or(true),
-            metadata: self.metadata.unwrap_or_default(),
+            metadata: self.metadata.unwrap_or_default().into(),
             custom_id: None,
         };
         if let Some(id) = self.instance_id.filter(|id| !id.is_empty())
@@ -87,7 +87,7 @@ pub struct InstanceOut<'a> {
     ephemeral: bool,
     cluster_name: &'a str,
     service_name: String,
-    metadata: &'a BTreeMap<String, String>,
+    metadata: &'a crate::naming::model::Metadata,
     instance_heart_beat_interval: u64,
     instance_heart_beat_time_out: u64,
     ip_delete_timeout: u64,
@@ -114,7 +114,7 @@ impl<'a> InstanceOut<'a> {
             instance_id_generator: i
                 .metadata
                 .get(crate::naming::model::META_ID_GENERATOR)
-                .map_or("simple", |s| s.as_str()),
+                .unwrap_or("simple"),
         }
     }
 }

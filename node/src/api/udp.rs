@@ -101,11 +101,11 @@ impl UdpPush {
             Some(m) => m.iter().map(|(a, s)| (*a, s.clusters.clone())).collect(),
             None => return,
         };
-        let view = registry.push_view(key);
+        let view = registry.instances_view(key);
         for (addr, clusters) in targets {
             let sel = view
                 .as_ref()
-                .map(|v| select(&v.instances, &parse_clusters(&clusters), false, v.protect))
+                .map(|(instances, protect)| select(instances, &parse_clusters(&clusters), false, *protect))
                 .unwrap_or_default();
             let info = ServiceInfoOut::new(key, NameStyle::Grouped, &clusters, &sel, registry.ref_time());
             let ref_time = self.next_ref.fetch_add(1, Ordering::Relaxed);

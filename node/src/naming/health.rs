@@ -62,7 +62,7 @@ pub async fn probe(inst: &Instance, timeout: Duration) -> Option<bool> {
     match kind.as_str() {
         "NONE" => None,
         "HTTP" => {
-            let path = inst.metadata.get("healthChecker.path").cloned().unwrap_or_else(|| "/".into());
+            let path = inst.metadata.get("healthChecker.path").unwrap_or("/").to_owned();
             let check = async {
                 let mut s = TcpStream::connect(&addr).await.ok()?;
                 let req = format!(
@@ -142,7 +142,7 @@ mod tests {
             healthy: true,
             enabled: true,
             ephemeral: false,
-            metadata: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            metadata: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>().into(),
             custom_id: None,
         }
     }

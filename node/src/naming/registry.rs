@@ -168,17 +168,19 @@ impl Registry {
         self.services.read().get(key).cloned()
     }
 
-    fn get_or_create(&self, key: &ServiceKey) -> Arc<Mutex<ServiceState>> {
-        if let Some(s) = self.get(key) {
-            return s;
+    /// The service (created when missing) and the map's own copy of its key, so long-lived
+    /// indexes share the key's strings instead of keeping each request's copies.
+    fn get_or_create(&self, key: &ServiceKey) -> (Arc<Mutex<ServiceState>>, ServiceKey) {
+        if let Some((k, s)) = self.services.read().get_key_value(key) {
+            return (s.clone(), k.clone());
         }
         let mut map = self.services.write();
-        let len_before = map.len();
-        let s = map.entry(key.clone()).or_insert_with(|| Arc::new(Mutex::new(ServiceState::new()))).clone();
-        if map.len() != len_before {
+        if !map.contains_key(key) {
+            map.insert(key.clone(), Arc::new(Mutex::new(ServiceState::new())));
             self.metrics.services.set(map.len() as i64);
         }
-        s
+        let (k, s) = map.get_key_value(key).expect("just inserted");
+        (s.clone(), k.clone())
     }
 
     fn mark(&self, key: &ServiceKey) {
@@ -200,7 +202,8 @@ impl Registry {
     /// Replaces `client`'s instances in a service with `instances` (empty removes them).
     /// A gRPC connection or a v1 client holds one publication per service, as in Nacos.
     pub fn publish(&self, client: &ClientId, key: &ServiceKey, instances: Vec<Instance>) {
-        let svc = self.get_or_create(key);
+        let (svc, key) = self.get_or_create(key);
+        let key = &key;
         let present = !instances.is_empty();
         let new_len = instances.len() as i64;
         {
@@ -224,7 +227,8 @@ impl Registry {
 
     /// Adds or replaces one endpoint (ip, port, cluster) in `client`'s publication.
     pub fn upsert(&self, client: &ClientId, key: &ServiceKey, inst: Instance) {
-        let svc = self.get_or_create(key);
+        let (svc, key) = self.get_or_create(key);
+        let key = &key;
         {
             let mut s = svc.lock();
             let p = s
@@ -278,7 +282,8 @@ impl Registry {
     /// current state for its reply, so every later change reaches it by push; no extra initial
     /// push is sent (it would arrive with an older `lastRefTime` than the reply).
     pub fn subscribe(&self, conn: u64, key: &ServiceKey, clusters: &str) {
-        let svc = self.get_or_create(key);
+        let (svc, key) = self.get_or_create(key);
+        let key = &key;
         let added = svc.lock().subscribers.insert(conn, clusters.into()).is_none();
         if added {
             self.metrics.subscribers.inc();
@@ -377,10 +382,21 @@ impl Registry {
         found
     }
 
-    /// What a push needs; `None` when the service is gone.
+    /// All instances of a service and its protect threshold (for pushes outside gRPC).
+    pub fn instances_view(&self, key: &ServiceKey) -> Option<(Arc<[Arc<Instance>]>, Option<f32>)> {
+        let svc = self.get(key)?;
+        let mut s = svc.lock();
+        Some((s.instances(), s.protect()))
+    }
+
+    /// What a push needs; `None` when the service is gone or nobody subscribes (the instance
+    /// snapshot is not built for services without subscribers).
     pub fn push_view(&self, key: &ServiceKey) -> Option<PushView> {
         let svc = self.get(key)?;
         let mut s = svc.lock();
+        if s.subscribers.is_empty() {
+            return None;
+        }
         Some(PushView {
             instances: s.instances(),
             protect: s.protect(),
@@ -484,7 +500,7 @@ impl Registry {
 
     /// Sets or clears a service's explicit settings (applied from Raft).
     pub fn set_service_meta(&self, key: &ServiceKey, meta: Option<ServiceMeta>) {
-        let svc = self.get_or_create(key);
+        let (svc, _) = self.get_or_create(key);
         let idle = {
             let mut s = svc.lock();
             s.meta = meta;

@@ -117,6 +117,10 @@ pub fn weight(w: f64) -> Result<()> {
 
 /// Metadata size limits.
 pub fn metadata(m: &BTreeMap<String, String>) -> Result<()> {
+    metadata_entries(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn metadata_entries<'a>(m: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> Result<()> {
     if m.len() > MAX_METADATA_ENTRIES {
         return Err(invalid(format!("metadata has {} entries; at most {MAX_METADATA_ENTRIES} are allowed", m.len())));
     }
@@ -152,7 +156,7 @@ pub fn instance(i: &Instance) -> Result<()> {
     ip(&i.ip)?;
     cluster(&i.cluster)?;
     weight(i.weight)?;
-    metadata(&i.metadata)?;
+    metadata_entries(i.metadata.iter())?;
     if let Some(id) = &i.custom_id
         && (id.len() > 512 || id.chars().any(char::is_control))
     {

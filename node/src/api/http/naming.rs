@@ -138,7 +138,7 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
             inst.enabled = e;
         }
         if let Some(m) = metadata {
-            inst.metadata = m;
+            inst.metadata = m.into();
         }
         validate::instance(&inst)?;
         naming_write(&st, NamingCommand::Register { key, instance: inst }).await?;
@@ -152,7 +152,7 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
             i.enabled = e;
         }
         if let Some(m) = &metadata {
-            i.metadata = m.clone();
+            i.metadata = m.clone().into();
         }
     });
     if !found {

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 
 use super::*;
 
@@ -21,7 +20,7 @@ fn inst(ip: &str, port: u16) -> Instance {
         healthy: true,
         enabled: true,
         ephemeral: true,
-        metadata: BTreeMap::new(),
+        metadata: Default::default(),
         custom_id: None,
     }
 }
