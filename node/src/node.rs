@@ -80,7 +80,7 @@ impl Node {
             conns.on_unregister(move |num| registry.client_gone(&ClientId::Conn(num)));
         }
         let udp = Arc::new(
-            UdpPush::bind(config.bind, Config::ms(config.udp_subscriber_ttl_ms), metrics.clone())
+            UdpPush::bind(config.bind, Config::ms(config.udp_subscriber_ttl_ms), metrics.clone(), registry.clone())
                 .await
                 .map_err(|source| Error::Bind { what: "UDP push", addr: config.http_addr(), source })?,
         );

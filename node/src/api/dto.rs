@@ -111,10 +111,7 @@ impl<'a> InstanceOut<'a> {
             instance_heart_beat_interval: i.beat_interval_ms(),
             instance_heart_beat_time_out: i.beat_timeout_ms(15_000),
             ip_delete_timeout: i.delete_timeout_ms(30_000),
-            instance_id_generator: i
-                .metadata
-                .get(crate::naming::model::META_ID_GENERATOR)
-                .unwrap_or("simple"),
+            instance_id_generator: i.metadata.get(crate::naming::model::META_ID_GENERATOR).unwrap_or("simple"),
         }
     }
 }

@@ -49,7 +49,7 @@ impl Pusher {
                 }
                 self.push(&task);
                 if task.only.is_none() {
-                    self.udp.push(&task.key, &self.registry);
+                    self.udp.push(&task.key);
                 }
                 self.metrics.push_dispatch_seconds.observe(since.elapsed().as_secs_f64());
             }

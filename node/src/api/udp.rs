@@ -45,6 +45,7 @@ pub struct UdpPush {
     next_ref: AtomicU64,
     ttl: Duration,
     metrics: Metrics,
+    registry: Arc<Registry>,
 }
 
 #[derive(Serialize)]
@@ -66,7 +67,12 @@ struct Ack {
 
 impl UdpPush {
     /// Binds the push socket on an ephemeral port of `bind`.
-    pub async fn bind(bind: std::net::IpAddr, ttl: Duration, metrics: Metrics) -> std::io::Result<Self> {
+    pub async fn bind(
+        bind: std::net::IpAddr,
+        ttl: Duration,
+        metrics: Metrics,
+        registry: Arc<Registry>,
+    ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).await?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -79,6 +85,7 @@ impl UdpPush {
             next_ref: AtomicU64::new(seed),
             ttl,
             metrics,
+            registry,
         })
     }
 
@@ -92,11 +99,13 @@ impl UdpPush {
             .is_none();
         if inserted {
             self.metrics.subscribers.inc();
+            self.registry.watch(key, true);
         }
     }
 
     /// Sends the current state of `key` to its UDP subscribers.
-    pub fn push(&self, key: &ServiceKey, registry: &Registry) {
+    pub fn push(&self, key: &ServiceKey) {
+        let registry = &self.registry;
         let targets: Vec<(SocketAddr, String)> = match self.subs.lock().get(key) {
             Some(m) => m.iter().map(|(a, s)| (*a, s.clusters.clone())).collect(),
             None => return,
@@ -170,15 +179,17 @@ impl UdpPush {
         for (addr, bytes) in resend {
             let _ = self.socket.try_send_to(&bytes, addr);
         }
-        let mut subs = self.subs.lock();
-        let mut expired = 0;
-        subs.retain(|_, m| {
+        let mut gone = Vec::new();
+        self.subs.lock().retain(|key, m| {
             let before = m.len();
             m.retain(|_, s| s.expires > now);
-            expired += before - m.len();
+            gone.extend(std::iter::repeat_n(key.clone(), before - m.len()));
             !m.is_empty()
         });
-        self.metrics.subscribers.sub(expired as i64);
+        self.metrics.subscribers.sub(gone.len() as i64);
+        for key in &gone {
+            self.registry.watch(key, false);
+        }
     }
 
     /// Receives acks and re-sends/expiries until `cancel` fires.

@@ -254,7 +254,8 @@ mod tests {
 
     #[test]
     fn metadata_is_sorted_and_serialises_as_a_map() {
-        let m: Metadata = BTreeMap::from([("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]).into();
+        let m: Metadata =
+            BTreeMap::from([("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]).into();
         assert_eq!(m.get("a"), Some("1"));
         assert_eq!(m.get("c"), None);
         assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"a":"1","b":"2"}"#);

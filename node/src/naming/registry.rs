@@ -35,6 +35,8 @@ struct ServiceState {
     publishers: HashMap<ClientId, Publication>,
     /// gRPC subscribers: connection → cluster filter.
     subscribers: HashMap<u64, Arc<str>>,
+    /// Other subscribers (v1 UDP push) interested in changes.
+    watchers: u32,
     /// Explicit service settings (created through the service API), else implicit.
     meta: Option<ServiceMeta>,
     snapshot: Option<Arc<[Arc<Instance>]>>,
@@ -47,6 +49,7 @@ impl ServiceState {
         ServiceState {
             publishers: HashMap::new(),
             subscribers: HashMap::new(),
+            watchers: 0,
             meta: None,
             snapshot: None,
             instance_count: 0,
@@ -79,7 +82,7 @@ impl ServiceState {
     }
 
     fn is_idle(&self) -> bool {
-        self.publishers.is_empty() && self.subscribers.is_empty() && self.meta.is_none()
+        self.publishers.is_empty() && self.subscribers.is_empty() && self.watchers == 0 && self.meta.is_none()
     }
 }
 
@@ -183,8 +186,27 @@ impl Registry {
         (s.clone(), k.clone())
     }
 
+    /// Queues a push of `key`, but only when someone listens (gRPC subscribers or UDP
+    /// watchers): changes to services nobody subscribes to cost no push work at all.
     fn mark(&self, key: &ServiceKey) {
-        self.dirty.mark(PushTask { key: key.clone(), only: None });
+        let interested = self.get(key).is_some_and(|s| {
+            let s = s.lock();
+            !s.subscribers.is_empty() || s.watchers > 0
+        });
+        if interested {
+            self.dirty.mark(PushTask { key: key.clone(), only: None });
+        }
+    }
+
+    /// Registers (`on`) or drops interest of a non-gRPC subscriber (v1 UDP push) in `key`.
+    pub fn watch(&self, key: &ServiceKey, on: bool) {
+        let (svc, _) = self.get_or_create(key);
+        let mut s = svc.lock();
+        if on {
+            s.watchers += 1;
+        } else {
+            s.watchers = s.watchers.saturating_sub(1);
+        }
     }
 
     fn index_publish(&self, client: &ClientId, key: &ServiceKey, present: bool) {

@@ -34,6 +34,8 @@ use crate::error::Error;
 pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 /// A learner or voter this many entries behind the leader is not caught up.
 pub const CAUGHT_UP_LAG: u64 = 1_000;
+/// How long a membership decision waits for every member to acknowledge a fresh heartbeat.
+pub const FRESH_ACK_WAIT: Duration = Duration::from_secs(1);
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -87,6 +89,28 @@ fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
         out.insert(me, View { matched: m.last_log_index, last_ack: Some(Duration::ZERO) });
     }
     out
+}
+
+/// The leader's view for deciding a change: like [`leader_views`], but a member counts as
+/// reachable only if it acknowledged an RPC sent after this call began (a heartbeat is triggered
+/// and every member given up to [`FRESH_ACK_WAIT`]). A member killed a moment ago still has an
+/// ack younger than [`REACHABLE_WITHIN`]; counting it could let a change append a joint
+/// configuration that needs it to commit — wedging the cluster until that member returns.
+async fn fresh_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
+    let start = std::time::Instant::now();
+    let _ = r.raft().trigger().heartbeat().await;
+    loop {
+        let since = start.elapsed();
+        let mut views = leader_views(r);
+        let fresh = |v: &View| v.last_ack.is_some_and(|d| d <= since);
+        if views.values().all(fresh) || since >= FRESH_ACK_WAIT {
+            for v in views.values_mut().filter(|v| !fresh(v)) {
+                v.last_ack = None;
+            }
+            return views;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn reachable(v: Option<&View>) -> bool {
@@ -213,7 +237,7 @@ async fn promote(State(st): State<HttpState>, p: Params) -> ApiResult<Response> 
     if !m.learners.contains_key(&id) {
         return Ok(refused(format!("node {id} is not a learner; add it as a learner first")));
     }
-    let views = leader_views(r);
+    let views = fresh_views(r).await;
     let v = views.get(&id);
     if !reachable(v) || v.and_then(|v| v.matched).is_none_or(|x| m.last_log_index.saturating_sub(x) > CAUGHT_UP_LAG) {
         return Ok(refused(format!("learner {id} is not caught up or not reachable yet")));
@@ -250,7 +274,7 @@ async fn remove(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
         return Ok(done(None));
     }
     let voters: BTreeSet<u64> = m.voters.keys().copied().filter(|v| *v != id).collect();
-    if !quorum_ok(&voters, &leader_views(r)) {
+    if !quorum_ok(&voters, &fresh_views(r).await) {
         return Ok(refused(format!("removing {id} would leave the remaining voters without a reachable majority")));
     }
     match r.change_membership(voters, false).await {
@@ -272,7 +296,7 @@ async fn transfer_leader(State(st): State<HttpState>, p: Params) -> ApiResult<Re
     if !m.voters.contains_key(&to) {
         return Ok(refused(format!("node {to} is not a voter")));
     }
-    let views = leader_views(r);
+    let views = fresh_views(r).await;
     let v = views.get(&to);
     if !reachable(v) || v.and_then(|v| v.matched).is_none_or(|x| m.last_log_index.saturating_sub(x) > CAUGHT_UP_LAG) {
         return Ok(refused(format!("voter {to} is not caught up or not reachable")));

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn registry() -> Registry {
@@ -48,14 +47,21 @@ fn publish_replaces_per_client_and_client_gone_removes() {
 }
 
 #[test]
-fn changes_mark_dirty_once() {
+fn changes_mark_dirty_once_and_only_with_listeners() {
     let r = registry();
     let k = ServiceKey::new("public", "g", "svc");
     r.publish(&ClientId::Conn(1), &k, vec![inst("a", 1)]);
+    assert!(r.dirty().drain().is_empty(), "nobody listens: no push work");
+    r.subscribe(9, &k, "");
+    r.publish(&ClientId::Conn(1), &k, vec![inst("a", 2)]);
     r.publish(&ClientId::Conn(2), &k, vec![inst("b", 1)]);
     let d = r.dirty().drain();
     assert_eq!(d.len(), 1);
     assert!(r.dirty().drain().is_empty());
+    r.unsubscribe(9, &k);
+    r.watch(&k, true);
+    r.publish(&ClientId::Conn(2), &k, vec![]);
+    assert_eq!(r.dirty().drain().len(), 1, "a UDP watcher counts as a listener");
 }
 
 #[test]
