@@ -7,9 +7,6 @@ use cairn_node::{Config, Metrics, Node};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let config = Config::parse();
     if let Err(e) = config.validate() {

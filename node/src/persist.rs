@@ -53,7 +53,8 @@ impl Persist {
         Ok(Persist { raft, app, configs, replicator })
     }
 
-    /// Forms the cluster exactly once, then waits until a leader is known.
+    /// Forms the cluster exactly once, then waits until a leader is known and this node has
+    /// caught up with it.
     ///
     /// - Standalone: initialise a one-member cluster of this node (a no-op once it has state).
     /// - Static `--members`: only the member whose address sorts first (the *bootstrapper*) may
@@ -101,12 +102,16 @@ impl Persist {
                 }
             }
         }
-        while raft.leader().is_none() {
+        // Ready means caught up: a linearizable read succeeds only once a leader is known and
+        // this node has applied everything committed before the read began.
+        loop {
+            if raft.leader().is_some() && raft.ensure_linearizable().await.is_ok() {
+                return Ok(());
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 _ = cancel.cancelled() => return Ok(()),
             }
         }
-        Ok(())
     }
 }

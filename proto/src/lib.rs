@@ -5,6 +5,8 @@
 //! [`cluster`] holds Cairn's own peer-to-peer protocol (package `cairn.cluster`, service
 //! `RaftService`), generated from `proto/cairn_cluster.proto`.
 
+pub mod codec;
+
 /// The Nacos gRPC envelope: generated from a proto file without a package.
 #[allow(missing_docs, non_camel_case_types, clippy::all)]
 pub mod nacos {

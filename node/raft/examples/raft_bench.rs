@@ -98,7 +98,7 @@ async fn start(dir: &Path, addr: SocketAddr, a: &Args) -> BenchNode {
     let node = RaftNode::start(cfg, Arc::new(BenchApp)).await.expect("start");
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let stop = CancellationToken::new();
-    let service = cairn_raft::raft_service(&node);
+    let service = cairn_raft::raft_service_with_shutdown(&node, stop.clone());
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move {
         let _ = Server::builder()

@@ -88,11 +88,13 @@ pub enum Error {
     #[error("raft node stopped: {0}")]
     Stopped(String),
 
-    /// No leader was known within the time allowed.
-    #[error("no raft leader after {waited:?}")]
+    /// No leader accepted the call within the time allowed.
+    #[error("no raft leader after {waited:?}: {reason}")]
     NoLeader {
         /// How long the call waited for one.
         waited: Duration,
+        /// Why the last attempt failed.
+        reason: String,
     },
 
     /// The operation must run on the leader and this node is not it.

@@ -64,6 +64,10 @@ pub use metrics::NodeRole;
 pub use metrics::RaftNodeMetrics;
 pub use network::convert::PeerStatus;
 pub use network::raft_service;
+pub use network::raft_service_with_shutdown;
 pub use node::RaftNode;
+/// The openraft version this crate is built on, for callers that need its types (metrics,
+/// `WatchReceiver`) without a second, possibly different, dependency.
+pub use openraft;
 pub use types::NodeId;
 pub use types::NodeInfo;

@@ -23,6 +23,7 @@ pub use client::PeerClient;
 pub(crate) use pool::ChannelPool;
 pub use server::RaftGrpcServer;
 pub use server::raft_service;
+pub use server::raft_service_with_shutdown;
 
 /// Metadata header: the node id a Raft RPC is meant for.
 pub const TARGET_HEADER: &str = "cairn-target-id";

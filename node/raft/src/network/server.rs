@@ -12,7 +12,6 @@ use cairn_proto::cluster::RaftRequest;
 use cairn_proto::cluster::ReadIndexReply;
 use cairn_proto::cluster::ReadIndexRequest;
 use cairn_proto::cluster::SnapshotChunk;
-use cairn_proto::cluster::forward_reply::Outcome;
 use cairn_proto::cluster::raft_service_server::RaftService;
 use cairn_proto::cluster::raft_service_server::RaftServiceServer;
 use cairn_proto::cluster::read_index_reply;
@@ -25,6 +24,7 @@ use openraft::errors::RaftError;
 use openraft::raft::AppendEntriesRequest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 use tonic::Request;
 use tonic::Response;
 use tonic::Status;
@@ -54,6 +54,8 @@ pub struct RaftGrpcServer {
     node_id: NodeId,
     advertise_addr: Arc<str>,
     max_snapshot_bytes: u64,
+    /// Either firing ends the replication streams: the server's shutdown, the node's.
+    closing: [CancellationToken; 2],
 }
 
 /// The tonic service for a node's cluster gRPC server, with message limits raised to
@@ -63,16 +65,27 @@ pub struct RaftGrpcServer {
 /// Enable `TCP_NODELAY` on the listener (`TcpIncoming::with_nodelay(Some(true))`): without
 /// it, Nagle's algorithm meets delayed ACKs and small Raft messages wait up to 40 ms.
 ///
-/// Shut down in this order: [`RaftNode::shutdown`](crate::RaftNode::shutdown) first, then the
-/// server's graceful shutdown. Replication streams (`StreamAppend`) stay open while Raft runs,
-/// so a graceful server shutdown started first would wait for them.
+/// Replication streams (`StreamAppend`) stay open while Raft runs; they end when
+/// [`RaftNode::shutdown`](crate::RaftNode::shutdown) starts. A server whose graceful shutdown
+/// starts before that waits for them: use [`raft_service_with_shutdown`] with the server's
+/// shutdown token instead.
 pub fn raft_service(node: &crate::RaftNode) -> RaftServiceServer<RaftGrpcServer> {
+    raft_service_with_shutdown(node, CancellationToken::new())
+}
+
+/// [`raft_service`] whose replication streams also end when `shutdown` fires, so the server's
+/// graceful shutdown (on the same token) does not wait for them.
+pub fn raft_service_with_shutdown(
+    node: &crate::RaftNode,
+    shutdown: CancellationToken,
+) -> RaftServiceServer<RaftGrpcServer> {
     let cfg = node.config();
     let server = RaftGrpcServer {
         raft: node.raft().clone(),
         node_id: node.id(),
         advertise_addr: Arc::from(cfg.advertise_addr.as_str()),
         max_snapshot_bytes: cfg.max_snapshot_bytes,
+        closing: [shutdown, node.closing()],
     };
     RaftServiceServer::new(server)
         .max_decoding_message_size(cfg.max_message_bytes)
@@ -96,6 +109,17 @@ impl RaftGrpcServer {
             )));
         }
         Ok(())
+    }
+
+    /// Completes when the server or the node shuts down.
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let [a, b] = self.closing.clone();
+        async move {
+            tokio::select! {
+                _ = a.cancelled() => {}
+                _ = b.cancelled() => {}
+            }
+        }
     }
 
     fn decode_request<T: DeserializeOwned>(&self, request: Request<RaftRequest>) -> Result<T, Status> {
@@ -137,13 +161,15 @@ impl RaftService for RaftGrpcServer {
             };
             futures::future::ready(req)
         });
+        // On shutdown both halves end, so the HTTP/2 stream closes and the server can drain.
+        let input = input.take_until(self.closed());
         let output = self.raft.stream_append(input).map(|item| match item {
             Ok(result) => encode("stream append result", &result)
                 .map(|payload| RaftReply { payload })
                 .map_err(|e| Status::internal(e.to_string())),
             Err(fatal) => Err(stopped(fatal)),
         });
-        Ok(Response::new(Box::pin(output)))
+        Ok(Response::new(Box::pin(output.take_until(self.closed()))))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -198,15 +224,21 @@ impl RaftService for RaftGrpcServer {
     }
 
     async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<ForwardReply>, Status> {
-        let req = request.into_inner();
-        let outcome = match WriteOutcome::from_result(self.raft.client_write(Command(req.command)).await) {
-            WriteOutcome::Applied(bytes) => Outcome::Response(bytes),
-            WriteOutcome::Rejected(message) => Outcome::Rejected(message),
-            WriteOutcome::NotLeader(leader) => Outcome::NotLeader(convert::not_leader(leader)),
-            WriteOutcome::Unknown(message) => return Err(Status::aborted(message)),
-            WriteOutcome::Failed(message) => return Err(Status::unavailable(message)),
-        };
-        Ok(Response::new(ForwardReply { outcome: Some(outcome) }))
+        let commands = request.into_inner().commands;
+        let n = commands.len();
+        let mut outcomes = Vec::with_capacity(n);
+        match self.raft.client_write_many(commands.into_iter().map(Command)).await {
+            Ok(results) => {
+                let mut results = results;
+                while let Some(result) = results.next().await {
+                    outcomes.push(WriteOutcome::from_write_result(result).into_wire());
+                }
+            }
+            Err(fatal) => return Err(stopped(fatal)),
+        }
+        // The stream ends early only if Raft stopped: those commands were not answered.
+        outcomes.resize_with(n, || WriteOutcome::Unknown("raft stopped before answering".into()).into_wire());
+        Ok(Response::new(ForwardReply { outcomes }))
     }
 
     async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexReply>, Status> {

@@ -1,6 +1,7 @@
 //! [`RaftNode`]: the facade the registry node uses — start, write, read, admin, metrics, stop.
 
 mod admin;
+mod forwarder;
 pub(crate) mod outcome;
 mod write;
 
@@ -11,6 +12,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
+use self::forwarder::Forwarder;
 use crate::app::Application;
 use crate::config::RaftConfig;
 use crate::error::Error;
@@ -41,6 +43,8 @@ struct Inner {
     /// Read access to the state machine; `None` once shut down (so the database can close).
     state_machine: RwLock<Option<StateMachineStore>>,
     pool: ChannelPool,
+    /// Batches writes this node forwards to the leader.
+    forwarder: Forwarder,
     stats: Arc<RaftStats>,
     /// Cancels waiting writes and reads on shutdown.
     shutdown: CancellationToken,
@@ -72,14 +76,9 @@ impl RaftNode {
             .await
             .map_err(|e| Error::Start { node_id: config.node_id, reason: e.to_string() })?;
         tracing::info!(node_id = config.node_id, addr = %config.advertise_addr, "raft node started");
-        let inner = Inner {
-            config,
-            raft,
-            state_machine: RwLock::new(Some(sm)),
-            pool,
-            stats,
-            shutdown: CancellationToken::new(),
-        };
+        let shutdown = CancellationToken::new();
+        let forwarder = Forwarder::spawn(config.node_id, pool.clone(), config.max_message_bytes / 2, shutdown.clone());
+        let inner = Inner { config, raft, state_machine: RwLock::new(Some(sm)), pool, forwarder, stats, shutdown };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -113,6 +112,11 @@ impl RaftNode {
         self.leader().is_some_and(|(id, _)| id == self.id())
     }
 
+    /// A token that fires when [`shutdown`](Self::shutdown) starts.
+    pub(crate) fn closing(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
     /// Runs `f` on a read transaction of the local state machine (the application's tables).
     /// Reads are local, like Nacos: call [`ensure_linearizable`](Self::ensure_linearizable)
     /// first for a linearizable read.
@@ -133,6 +137,7 @@ impl RaftNode {
     /// databases. Writes and reads waiting for a leader fail with [`Error::Stopped`].
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.shutdown.cancel();
+        self.inner.forwarder.join().await;
         let result = self.inner.raft.shutdown().await.map_err(|e| Error::Stopped(format!("raft shutdown: {e}")));
         let sm = self.inner.state_machine.write().take();
         if let Some(sm) = sm {

@@ -3,23 +3,19 @@
 use std::time::Duration;
 use std::time::Instant;
 
-use cairn_proto::cluster::ForwardRequest;
 use cairn_proto::cluster::ReadIndexRequest;
-use cairn_proto::cluster::forward_reply::Outcome;
 use cairn_proto::cluster::read_index_reply;
 use openraft::ReadPolicy;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::LinearizableReadError;
 use openraft::errors::RaftError;
 use openraft::metrics::WaitError;
-use tonic::Code;
 
 use super::RaftNode;
 use super::outcome::WriteOutcome;
 use crate::error::Error;
 use crate::error::Result;
 use crate::metrics::RaftStats;
-use crate::network::convert::leader_of;
 use crate::types::Command;
 use crate::types::NodeId;
 use crate::types::NodeInfo;
@@ -92,7 +88,7 @@ impl RaftNode {
             let remaining = limit.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 tracing::debug!(action, reason = %last_reason, "giving up");
-                return Err(Error::NoLeader { waited: started.elapsed() });
+                return Err(Error::NoLeader { waited: started.elapsed(), reason: last_reason });
             }
             let leader = self.leader();
             let before = leader.as_ref().map(|(id, _)| *id);
@@ -123,7 +119,15 @@ impl RaftNode {
     ) -> Step<Vec<u8>> {
         let Some((leader_id, leader_node)) = leader else { return Step::Retry("no leader known".into()) };
         if leader_id != self.id() {
-            return self.forward(leader_id, leader_node, command, remaining).await;
+            RaftStats::add(&self.inner.stats.writes_forwarded, 1);
+            let forwarder = &self.inner.forwarder;
+            let outcome = forwarder.forward(leader_id, leader_node.cluster_addr, command, remaining).await;
+            return match outcome {
+                // Not proposed, or not delivered: the next leader will do.
+                WriteOutcome::NotLeader(_) => Step::Retry(format!("{leader_id} is not the leader")),
+                WriteOutcome::Unavailable(why) => Step::Retry(why),
+                other => Step::Done(finish(other)),
+            };
         }
         // A leader that lost its quorum may never commit: do not wait past the deadline.
         let proposed = tokio::time::timeout(remaining, self.inner.raft.client_write(Command(command)));
@@ -131,55 +135,9 @@ impl RaftNode {
             return Step::Done(Err(Error::Indeterminate(format!("not committed within {remaining:?}"))));
         };
         match WriteOutcome::from_result(result) {
-            WriteOutcome::Applied(bytes) => Step::Done(Ok(bytes)),
-            WriteOutcome::Rejected(message) => Step::Done(Err(Error::Rejected(message))),
             WriteOutcome::NotLeader(_) => Step::Retry("leadership moved".into()),
-            WriteOutcome::Unknown(message) => Step::Done(Err(Error::Indeterminate(message))),
-            WriteOutcome::Failed(message) => Step::Done(Err(Error::Stopped(message))),
-        }
-    }
-
-    async fn forward(
-        &self,
-        leader_id: NodeId,
-        leader: NodeInfo,
-        command: Vec<u8>,
-        remaining: Duration,
-    ) -> Step<Vec<u8>> {
-        let mut client = match self.inner.pool.client(&leader.cluster_addr) {
-            Ok(c) => c,
-            Err(e) => return Step::Done(Err(e)),
-        };
-        RaftStats::add(&self.inner.stats.writes_forwarded, 1);
-        let mut request = tonic::Request::new(ForwardRequest { from: self.id(), command });
-        request.set_timeout(remaining);
-        let rpc_error = |status| Error::Rpc {
-            rpc: "Forward",
-            target: leader_id,
-            addr: leader.cluster_addr.clone(),
-            status: Box::new(status),
-        };
-        let reply = match tokio::time::timeout(remaining, client.forward(request)).await {
-            Err(_) => return Step::Done(Err(Error::Indeterminate(format!("forward to {leader_id} timed out")))),
-            Ok(Err(status)) => {
-                return match status.code() {
-                    // Not delivered, or the leader's Raft stopped: the next leader will do.
-                    Code::Unavailable => Step::Retry(format!("leader {leader_id} unavailable: {}", status.message())),
-                    Code::Aborted | Code::DeadlineExceeded | Code::Cancelled => {
-                        Step::Done(Err(Error::Indeterminate(rpc_error(status).to_string())))
-                    }
-                    _ => Step::Done(Err(rpc_error(status))),
-                };
-            }
-            Ok(Ok(reply)) => reply.into_inner(),
-        };
-        match reply.outcome {
-            Some(Outcome::Response(bytes)) => Step::Done(Ok(bytes)),
-            Some(Outcome::Rejected(message)) => Step::Done(Err(Error::Rejected(message))),
-            Some(Outcome::NotLeader(n)) => {
-                Step::Retry(format!("{leader_id} is not the leader (it knows {:?})", leader_of(&n)))
-            }
-            None => Step::Done(Err(rpc_error(tonic::Status::internal("empty forward reply")))),
+            WriteOutcome::Unavailable(why) => Step::Done(Err(Error::Stopped(why))),
+            other => Step::Done(finish(other)),
         }
     }
 
@@ -219,5 +177,17 @@ impl RaftNode {
             }
             Err(WaitError::ShuttingDown) => Step::Done(Err(Error::Stopped("raft node is shutting down".into()))),
         }
+    }
+}
+
+/// The caller's result for a final outcome.
+fn finish(outcome: WriteOutcome) -> Result<Vec<u8>> {
+    match outcome {
+        WriteOutcome::Applied(bytes) => Ok(bytes),
+        WriteOutcome::Rejected(message) => Err(Error::Rejected(message)),
+        WriteOutcome::Unknown(message) => Err(Error::Indeterminate(message)),
+        WriteOutcome::Failed(e) => Err(e),
+        WriteOutcome::NotLeader(leader) => Err(Error::NotLeader { leader: leader.map(|(id, _)| id) }),
+        WriteOutcome::Unavailable(why) => Err(Error::Stopped(why)),
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Values are postcard ([`crate::codec`]). Each database carries a `format` record (currently
 //! [`FORMAT_VERSION`]); opening a database of another version fails with
-//! [`Error::Format`](crate::Error::Format) instead of misreading it.
+//! [`Error::Format`] instead of misreading it.
 //!
 //! # Two databases
 //!
@@ -65,12 +65,20 @@ pub const STATE_DB: &str = "state.redb";
 
 pub(crate) const FORMAT_KEY: &str = "format";
 
+/// Page cache of each redb database.
+pub const PAGE_CACHE_BYTES: usize = 8 << 20;
+
 /// Opens (or creates) a redb database and checks, or stamps, its format version.
 pub(crate) fn open_database(
     path: &Path,
     meta: TableDefinition<'static, &'static str, &'static [u8]>,
 ) -> Result<redb::Database> {
-    let db = redb::Database::builder().create(path).map_err(|e| Error::storage("open database", e))?;
+    // redb's default page cache may grow to 1 GiB; the node keeps its hot data in memory itself,
+    // so a small cache keeps the resident set small without slowing the log or the state machine.
+    let db = redb::Database::builder()
+        .set_cache_size(PAGE_CACHE_BYTES)
+        .create(path)
+        .map_err(|e| Error::storage("open database", e))?;
     let found = {
         let rtx = db.begin_read().map_err(|e| Error::storage("read format", e))?;
         match rtx.open_table(meta) {

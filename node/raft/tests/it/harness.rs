@@ -11,7 +11,7 @@ use std::time::Instant;
 use cairn_raft::NodeIdentity;
 use cairn_raft::RaftConfig;
 use cairn_raft::RaftNode;
-use cairn_raft::raft_service;
+use cairn_raft::raft_service_with_shutdown;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -64,7 +64,7 @@ impl TestNode {
         let listener = bind(addr).await;
         let stop = CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
-        let service = raft_service(&node);
+        let service = raft_service_with_shutdown(&node, stop.clone());
         let server = tokio::spawn(async move {
             let served = Server::builder()
                 .add_service(service)
@@ -81,14 +81,13 @@ impl TestNode {
         self.node.id()
     }
 
-    /// Graceful stop: Raft first (it ends the long-lived append streams), then the server.
+    /// Graceful stop in the order a node uses: the cluster server first (its replication
+    /// streams end with the shutdown token, so it drains at once), then Raft.
     pub async fn stop(self) {
-        self.node.shutdown().await.expect("raft shutdown");
         self.stop.cancel();
-        let mut server = self.server;
-        if tokio::time::timeout(Duration::from_secs(3), &mut server).await.is_err() {
-            server.abort();
-        }
+        let drained = tokio::time::timeout(Duration::from_secs(3), self.server).await;
+        assert!(drained.is_ok(), "the cluster server did not drain within 3 s");
+        self.node.shutdown().await.expect("raft shutdown");
     }
 }
 

@@ -5,6 +5,7 @@ mod cluster;
 mod durability;
 mod harness;
 mod kv;
+mod membership;
 mod rpc;
 mod snapshot;
 mod suite;
