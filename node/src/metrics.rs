@@ -49,11 +49,14 @@ pub struct Metrics {
     pub long_polls: IntGauge,
     /// gRPC config listen registrations.
     pub config_listeners: IntGauge,
-    refreshers: Arc<RwLock<Vec<Box<dyn Fn() + Send + Sync>>>>,
+    refreshers: Arc<RwLock<Vec<ScrapeHook>>>,
     nacos_monitor: GaugeVec,
     /// Resolved per-label handles, so the hot path does not hash label values per request.
     resolved: Arc<RwLock<HashMap<String, HashMap<String, RequestHandles>>>>,
 }
+
+/// A hook run before every scrape.
+type ScrapeHook = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Clone)]
 struct RequestHandles {

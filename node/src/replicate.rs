@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::naming::persist::{NamingCommand, NamingOutcome};
 
 /// Everything replicated through Raft.
+#[allow(clippy::large_enum_variant)] // short-lived values, moved once into the Raft log
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Command {
     /// A config-center write.

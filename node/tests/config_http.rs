@@ -3,6 +3,9 @@
 //! validation), history, long polling on `/configs/listener`, the v2 open API, namespaces,
 //! durability across `kill -9`, and the config metrics.
 
+mod common;
+
+use common::{assert_bad_request, sample};
 use std::future::Future;
 use std::ops::Deref;
 use std::path::Path;
@@ -228,23 +231,6 @@ fn parse_http_date(s: &str) -> i64 {
     days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
 }
 
-/// The value of the sample `name{labels…}` in a Prometheus text exposition (labels matched as a
-/// subset, in any order).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, label_part) = match series.split_once('{') {
-            Some((m, rest)) => (m, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if metric != name {
-            return None;
-        }
-        let all = labels.iter().all(|(k, v)| label_part.split(',').any(|p| p == format!("{k}=\"{v}\"")));
-        if all { value.parse().ok() } else { None }
-    })
-}
-
 /// Polls `cond` every 50 ms until it holds; `None` after `limit`.
 async fn wait_for<F, Fut>(limit: Duration, mut cond: F) -> Option<Duration>
 where
@@ -261,13 +247,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn assert_bad_request(status: StatusCode, body: &str, hint: &str, what: &str) {
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: expected 400, got {status}: {body}");
-    assert!(body.starts_with("caused: ") && body.ends_with(';'), "{what}: body not in `caused: …;` form: {body:?}");
-    assert!(body.len() > "caused: ;".len(), "{what}: empty message");
-    assert!(body.to_lowercase().contains(&hint.to_lowercase()), "{what}: message should mention {hint:?}: {body:?}");
 }
 
 /// A history record's `id` (nid): Nacos serialises longs of ConfigInfo as strings.

@@ -73,10 +73,10 @@ async fn wait_ready(m: &Member, limit: Duration) {
     let c = client();
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Ok(r) = c.get(format!("{}/nacos/v1/console/health/readiness", m.base())).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = c.get(format!("{}/nacos/v1/console/health/readiness", m.base())).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -175,11 +175,12 @@ async fn cluster_keeps_every_acknowledged_publish_through_leader_kill_and_full_r
             nodes[leader].kill9();
             killed_at = Some((leader, Instant::now()));
         }
-        if let Some((ix, at)) = killed_at {
-            if !restarted && at.elapsed() > Duration::from_secs(3) {
-                nodes[ix].start();
-                restarted = true;
-            }
+        if let Some((ix, at)) = killed_at
+            && !restarted
+            && at.elapsed() > Duration::from_secs(3)
+        {
+            nodes[ix].start();
+            restarted = true;
         }
     }
     assert!(restarted, "the leader was killed and restarted");

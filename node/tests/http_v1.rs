@@ -2,6 +2,9 @@
 //! its Nacos v1 HTTP API (naming, service, operator, health, cluster, metrics), the v1 UDP push
 //! channel for 1.x clients, and SIGTERM shutdown.
 
+mod common;
+
+use common::{assert_bad_request, sample};
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -106,23 +109,6 @@ impl TestNode {
     }
 }
 
-/// The value of the sample `name{labels…}` in a Prometheus text exposition (labels matched as a
-/// subset, in any order).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, label_part) = match series.split_once('{') {
-            Some((m, rest)) => (m, rest.trim_end_matches('}')),
-            None => (series, ""),
-        };
-        if metric != name {
-            return None;
-        }
-        let all = labels.iter().all(|(k, v)| label_part.split(',').any(|p| p == format!("{k}=\"{v}\"")));
-        if all { value.parse().ok() } else { None }
-    })
-}
-
 /// Polls `cond` every 100 ms until it holds; returns the time since `since`, or `None` after `limit`.
 async fn wait_for<F, Fut>(since: Instant, limit: Duration, mut cond: F) -> Option<Duration>
 where
@@ -139,13 +125,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn assert_bad_request(status: StatusCode, body: &str, hint: &str, what: &str) {
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: expected 400, got {status}: {body}");
-    assert!(body.starts_with("caused: ") && body.ends_with(';'), "{what}: body not in `caused: …;` form: {body:?}");
-    assert!(body.len() > "caused: ;".len(), "{what}: empty message");
-    assert!(body.to_lowercase().contains(&hint.to_lowercase()), "{what}: message should mention {hint:?}: {body:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::configs::model::{ConfigKey, ConfigMeta, Namespace};
 
 /// A replicated config-center write.
+#[allow(clippy::large_enum_variant)] // short-lived values, moved once into the Raft log
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ConfigCommand {
     /// Create or update a config (or its gray version when `beta_ips` is set).

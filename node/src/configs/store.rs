@@ -142,10 +142,10 @@ impl ConfigStore {
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
                 let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
-                if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current) {
-                    if cur.md5 != cas {
-                        return Ok(ConfigOutcome::CasMismatch);
-                    }
+                if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current)
+                    && cur.md5 != cas
+                {
+                    return Ok(ConfigOutcome::CasMismatch);
                 }
                 let md5 = md5_hex(content);
                 let (item, op, history_content, changed) = match (beta_ips, current) {

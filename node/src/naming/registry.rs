@@ -92,6 +92,9 @@ struct ClientIndex {
     subscribed: HashSet<ServiceKey>,
 }
 
+/// A service's instances as one shared, immutable snapshot.
+pub type Snapshot = Arc<[Arc<Instance>]>;
+
 /// A service's data for push: current instances, protect threshold and gRPC subscribers.
 pub struct PushView {
     /// All instances (unfiltered).
@@ -405,7 +408,7 @@ impl Registry {
     }
 
     /// All instances of a service and its protect threshold (for pushes outside gRPC).
-    pub fn instances_view(&self, key: &ServiceKey) -> Option<(Arc<[Arc<Instance>]>, Option<f32>)> {
+    pub fn instances_view(&self, key: &ServiceKey) -> Option<(Snapshot, Option<f32>)> {
         let svc = self.get(key)?;
         let mut s = svc.lock();
         Some((s.instances(), s.protect()))

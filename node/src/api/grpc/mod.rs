@@ -29,10 +29,10 @@ impl Dispatch for GrpcApi {
         let rid = wire::request_id_of(body);
         let rid = rid.as_deref();
         let mut result = self.naming.handle(ctx, ty, body, rid).await;
-        if result.is_none() {
-            if let Some(config) = &self.config {
-                result = config.handle(ctx, ty, body, rid).await;
-            }
+        if result.is_none()
+            && let Some(config) = &self.config
+        {
+            result = config.handle(ctx, ty, body, rid).await;
         }
         match result {
             Some(Ok(p)) => p,

@@ -40,7 +40,7 @@ fn service(st: &HttpState) -> ApiResult<&Arc<ConfigService>> {
     st.config.as_ref().ok_or_else(|| Error::Unsupported("the config center is not running on this node".into()).into())
 }
 
-fn namespace_param<'a>(p: &'a Params, v2: bool) -> &'a str {
+fn namespace_param(p: &Params, v2: bool) -> &str {
     if v2 { p.str("namespaceId") } else { p.opt("tenant").unwrap_or_else(|| p.str("namespaceId")) }
 }
 
@@ -302,10 +302,10 @@ fn history_detail(svc: &ConfigService, p: &Params, param: &str) -> ApiResult<Val
 
 /// When the caller names the config, the record must belong to it (Nacos 2.x checks this).
 fn check_history_key(p: &Params, rec: &HistoryRecord) -> ApiResult<()> {
-    if let (Some(d), Some(g)) = (p.opt("dataId"), p.opt("group")) {
-        if d != &*rec.key.data_id || g != &*rec.key.group {
-            return Err(Error::NotFound("history record does not belong to the given config".into()).into());
-        }
+    if let (Some(d), Some(g)) = (p.opt("dataId"), p.opt("group"))
+        && (d != &*rec.key.data_id || g != &*rec.key.group)
+    {
+        return Err(Error::NotFound("history record does not belong to the given config".into()).into());
     }
     Ok(())
 }
