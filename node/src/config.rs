@@ -82,6 +82,10 @@ pub struct Config {
     #[arg(long, env = "CAIRN_HEALTH_CHECK_INTERVAL_MS", default_value_t = 5_000)]
     pub health_check_interval_ms: u64,
 
+    /// Build a Raft snapshot (and compact the log) every this many log entries.
+    #[arg(long, env = "CAIRN_RAFT_SNAPSHOT_EVERY", default_value_t = 100_000)]
+    pub raft_snapshot_every: u64,
+
     /// Grace period (ms) for graceful shutdown: ConnectReset to clients, then drain.
     #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_MS", default_value_t = 3_000)]
     pub shutdown_grace_ms: u64,

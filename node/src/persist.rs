@@ -43,7 +43,11 @@ impl Persist {
     pub async fn start(config: &Config, registry: Arc<Registry>, metrics: &Metrics) -> Result<Persist> {
         let identity = NodeIdentity::load_or_create(&config.data_dir).map_err(raft_err("loading the node id"))?;
         let advertise = format!("{}:{}", config.advertise_host(), config.cluster_grpc_addr().port());
-        let rc = RaftConfig::new(&config.data_dir, identity.id(), advertise);
+        let mut rc = RaftConfig::new(&config.data_dir, identity.id(), advertise);
+        // A snapshot carries every table (config history included), so build one rarely; the
+        // log in between stays on disk, not in memory.
+        rc.snapshot_policy = cairn_raft::SnapshotPolicy::LogsSinceLast(config.raft_snapshot_every);
+        rc.replication_lag_threshold = rc.replication_lag_threshold.max(config.raft_snapshot_every.saturating_mul(2));
         let configs = Arc::new(ConfigStore::new());
         let app = Arc::new(NodeState::new(configs.clone(), NamingPersist::new(registry)));
         let raft = Arc::new(RaftNode::start(rc, app.clone()).await.map_err(raft_err("starting"))?);

@@ -77,12 +77,12 @@ impl Application for NodeState {
             configs: self.configs.snapshot(tx).map_err(storage)?,
             naming: self.naming.snapshot(tx).map_err(storage)?,
         };
-        serde_json::to_vec(&snap).map_err(corrupt)
+        crate::tables::to_blob(&snap).map_err(storage)
     }
 
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {
         let snap: Snapshot =
-            if data.is_empty() { Snapshot::default() } else { serde_json::from_slice(data).map_err(corrupt)? };
+            if data.is_empty() { Snapshot::default() } else { crate::tables::from_blob(data).map_err(storage)? };
         self.configs.restore(tx, &snap.configs).map_err(storage)?;
         self.naming.restore(tx, &snap.naming).map_err(storage)
     }

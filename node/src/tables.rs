@@ -20,6 +20,17 @@ pub fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8], action: &'static str) -
     serde_json::from_slice(b).map_err(|e| Error::Storage { action, message: format!("corrupt record: {e}") })
 }
 
+/// Encodes a snapshot blob compactly (postcard); snapshots carry whole tables, so JSON's
+/// number-per-byte arrays would multiply their size.
+pub fn to_blob<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(|e| Error::Storage { action: "encoding a snapshot", message: e.to_string() })
+}
+
+/// Decodes a snapshot blob made by [`to_blob`].
+pub fn from_blob<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).map_err(|e| Error::Storage { action: "decoding a snapshot", message: e.to_string() })
+}
+
 /// Reads and decodes one JSON row of `table` inside a write transaction.
 pub fn get_json<T: for<'de> Deserialize<'de>>(
     table: &redb::Table<'_, &'static str, &'static [u8]>,

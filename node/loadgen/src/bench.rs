@@ -23,6 +23,12 @@ pub enum Phase {
     Query,
     /// Push latency.
     Push,
+    /// ConfigPublishRequest throughput (spread over --extra-servers too).
+    ConfigPublish,
+    /// ConfigQueryRequest throughput.
+    ConfigGet,
+    /// ConfigChangeNotifyRequest latency.
+    ConfigPush,
 }
 
 /// The workload (shared by `run` and `compare`).
@@ -31,8 +37,8 @@ pub struct Workload {
     /// Registering connections (each is one TCP/HTTP2 connection).
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
-    /// Distinct services.
-    #[arg(long, default_value_t = 100)]
+    /// Distinct services (default: 10,000 services of 10 instances each).
+    #[arg(long, default_value_t = 10_000)]
     pub services: usize,
     /// Services each connection registers into (conn i uses services i*k .. i*k+k-1, mod --services).
     #[arg(long, default_value_t = 100)]
@@ -67,6 +73,19 @@ pub struct Workload {
     /// Phases to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Register, Phase::Query, Phase::Push])]
     pub phases: Vec<Phase>,
+    /// Connections of the config-publish / config-get phases (spread over the server and
+    /// `--extra-servers`).
+    #[arg(long, default_value_t = 64)]
+    pub config_connections: usize,
+    /// Distinct dataIds (group "LG") written by config-publish and read by config-get.
+    #[arg(long, default_value_t = 1000)]
+    pub config_keys: usize,
+    /// Duration of config-publish and of config-get, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub config_secs: f64,
+    /// Listener connections of the config-push phase (one ConfigBatchListenRequest each).
+    #[arg(long, default_value_t = 1000)]
+    pub listeners: usize,
     /// Tokio worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -85,6 +104,8 @@ pub struct Target {
     pub grpc_port: u16,
     /// Server pid, for RSS and CPU.
     pub pid: Option<u32>,
+    /// Further servers (`host`, gRPC port) the config-publish phase spreads its connections over.
+    pub extra: Vec<(String, u16)>,
 }
 
 /// Errors by (request, kind, code, message).
@@ -94,13 +115,13 @@ pub struct Errors {
 }
 
 impl Errors {
-    fn add(&self, request: &str, e: &CallError) {
+    pub(crate) fn add(&self, request: &str, e: &CallError) {
         let mut msg = e.message.clone();
         msg.truncate(200);
         *self.map.lock().entry(format!("{request}: {} code={} message={msg:?}", e.kind, e.code)).or_default() += 1;
     }
 
-    fn add_text(&self, what: String) {
+    pub(crate) fn add_text(&self, what: String) {
         *self.map.lock().entry(what).or_default() += 1;
     }
 }
@@ -121,7 +142,7 @@ pub struct Lat {
 }
 
 impl Lat {
-    fn of_micros(mut v: Vec<u32>) -> Lat {
+    pub(crate) fn of_micros(mut v: Vec<u32>) -> Lat {
         if v.is_empty() {
             return Lat::default();
         }
@@ -254,6 +275,12 @@ pub struct Results {
     pub query: Option<QueryFig>,
     /// Push.
     pub push: Option<PushFig>,
+    /// Config publish.
+    pub config_publish: Option<crate::config::ConfigOpFig>,
+    /// Config get.
+    pub config_get: Option<crate::config::ConfigOpFig>,
+    /// Config change notification latency.
+    pub config_push: Option<crate::config::ConfigPushFig>,
     /// Memory (needs the server pid).
     pub memory: Option<MemFig>,
     /// Server→client requests answered on the streams, by type.
@@ -335,10 +362,10 @@ fn subscribe_body(service: &str) -> Vec<u8> {
 }
 
 /// A tiny xorshift generator (no per-query locking or allocation).
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -347,7 +374,7 @@ impl Rng {
 }
 
 /// Opens `n` connections with bounded parallelism.
-async fn open_many(
+pub(crate) async fn open_many(
     ep: &Endpoint,
     n: usize,
     parallel: usize,
@@ -437,6 +464,7 @@ pub async fn run(t: &Target, w: &Workload) -> anyhow::Result<Results> {
         );
         res.push = Some(fig);
     }
+    crate::config::run_phases(t, &ep, w, timeout, &shared, &errors, &mut res).await;
     if let (Some(m), Some((rss, hwm))) = (mem.as_mut(), t.pid.and_then(procfs::rss_mib)) {
         m.rss_end_mib = rss;
         m.peak_mib = hwm;
@@ -632,7 +660,7 @@ fn attribute(events: &[conn::PushEvent], sent: &[Option<Instant>], subs: usize) 
 }
 
 async fn push(ep: &Endpoint, w: &Workload, timeout: Duration, shared: &Arc<Shared>, errors: &Errors) -> PushFig {
-    let sink = Arc::new(PushSink { service: PUSH_SERVICE.to_owned(), events: Mutex::new(Vec::new()) });
+    let sink = Arc::new(PushSink { service: PUSH_SERVICE.to_owned(), config: false, events: Mutex::new(Vec::new()) });
     let (subs, _) = open_many(ep, w.subscribers, w.connect_parallelism, shared, Some(sink.clone()), errors).await;
     let n = subs.len();
     let subscribe_errors: usize = futures::stream::iter(subs.iter())

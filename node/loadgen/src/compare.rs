@@ -137,7 +137,14 @@ async fn run_cairn(a: &CompareArgs, dir: &Path) -> anyhow::Result<Results> {
         stop(server).await;
         return Err(e);
     }
-    let t = Target { label: "cairn".into(), host: "127.0.0.1".into(), http_port: port, grpc_port: grpc, pid };
+    let t = Target {
+        label: "cairn".into(),
+        host: "127.0.0.1".into(),
+        http_port: port,
+        grpc_port: grpc,
+        pid,
+        extra: Vec::new(),
+    };
     let r = bench::run(&t, &a.workload).await;
     if let Ok(Some(status)) = server.child.try_wait() {
         eprintln!("[cairn] server exited during the run with {status}; log tail:\n{}", tail(&log));
@@ -167,7 +174,14 @@ async fn run_rnacos(a: &CompareArgs, dir: &Path) -> anyhow::Result<Results> {
         stop(server).await;
         return Err(e);
     }
-    let t = Target { label: "r-nacos".into(), host: "127.0.0.1".into(), http_port: port, grpc_port: grpc, pid };
+    let t = Target {
+        label: "r-nacos".into(),
+        host: "127.0.0.1".into(),
+        http_port: port,
+        grpc_port: grpc,
+        pid,
+        extra: Vec::new(),
+    };
     let r = bench::run(&t, &a.workload).await;
     if let Ok(Some(status)) = server.child.try_wait() {
         eprintln!("[r-nacos] server exited during the run with {status}; log tail:\n{}", tail(&log));

@@ -124,10 +124,13 @@ pub struct PushEvent {
     pub state: PushState,
 }
 
-/// Collects pushes of one service.
+/// Collects pushes of one service (`NotifySubscriberRequest`) or, with `config`, the
+/// `ConfigChangeNotifyRequest`s of one dataId (recorded as [`PushState::Empty`]).
 pub struct PushSink {
-    /// Bare service name to match.
+    /// Bare service name (or dataId, with `config`) to match.
     pub service: String,
+    /// Match `ConfigChangeNotifyRequest` by dataId instead of naming pushes.
+    pub config: bool,
     /// Arrivals.
     pub events: Mutex<Vec<PushEvent>>,
 }
@@ -137,6 +140,7 @@ pub struct PushSink {
 struct ServerRequest {
     request_id: Option<String>,
     service_info: Option<PushInfo>,
+    data_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -302,6 +306,15 @@ async fn handle_server_request(
         }
     }
     let Ok(req) = serde_json::from_slice::<ServerRequest>(body_of(p)) else { return };
+    if let (true, Some(sink), Some(data_id)) = (ty == "ConfigChangeNotifyRequest", sink, req.data_id.as_deref())
+        && sink.config
+        && data_id == sink.service
+    {
+        if std::env::var_os("CAIRN_LOADGEN_TRACE_PUSH").is_some() {
+            eprintln!("config notify conn={idx} at={at:?} body={}", String::from_utf8_lossy(body_of(p)));
+        }
+        sink.events.lock().push(PushEvent { sub: idx, at, state: PushState::Empty });
+    }
     if let (true, Some(sink), Some(info)) = (ty == "NotifySubscriberRequest", sink, req.service_info.as_ref()) {
         let name = info.name.as_deref().unwrap_or("");
         // Bare name from Nacos-style servers; tolerate `group@@name` too.

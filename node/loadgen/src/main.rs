@@ -6,6 +6,7 @@
 
 mod bench;
 mod compare;
+mod config;
 mod conn;
 mod procfs;
 mod report;
@@ -45,6 +46,10 @@ struct RunArgs {
     /// Server pid: RSS and CPU are read from /proc/<pid>.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Further servers `host:httpPort,...` (gRPC = HTTP + the same offset as --server): the
+    /// config-publish phase spreads its connections over --server and these (3-node cluster).
+    #[arg(long, value_delimiter = ',')]
+    extra_servers: Vec<String>,
     /// Label used in the report.
     #[arg(long, default_value = "server")]
     label: String,
@@ -84,8 +89,18 @@ async fn run(r: RunArgs) -> anyhow::Result<()> {
             .checked_add(1000)
             .ok_or_else(|| anyhow::anyhow!("HTTP port {port} + 1000 overflows; pass --grpc-port"))?,
     };
-    let t = Target { label: r.label.clone(), host, http_port: port, grpc_port, pid: r.server_pid };
-    eprintln!("target {}:{} (gRPC {}), server pid {:?}", t.host, t.http_port, t.grpc_port, t.pid);
+    let mut extra = Vec::new();
+    for e in &r.extra_servers {
+        let (h, p) = e
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--extra-servers entries must be host:port, got {e:?}"))?;
+        let g = i32::from(p) + i32::from(grpc_port) - i32::from(port);
+        let g = u16::try_from(g).map_err(|_| anyhow::anyhow!("gRPC port of {e} out of range"))?;
+        extra.push((h, g));
+    }
+    let t = Target { label: r.label.clone(), host, http_port: port, grpc_port, pid: r.server_pid, extra };
+    eprintln!("target {}:{} (gRPC {}), server pid {:?}, extra {:?}", t.host, t.http_port, t.grpc_port, t.pid, t.extra);
     let res = bench::run(&t, &r.workload).await?;
     report::print_run(&res);
     let json = serde_json::json!({ "mode": "run", "result": res });

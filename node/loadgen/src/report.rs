@@ -49,6 +49,24 @@ pub fn figures(r: &Results) -> Vec<Fig> {
     f("push_received", "pushes received", "push", Some(true), p.map(|p| p.received as f64));
     f("push_missed", "pushes missed", "push", Some(false), p.map(|p| p.missed as f64));
     f("push_missed_coalesced", "  of which coalesced", "push", None, p.map(|p| p.missed_superseded as f64));
+    let cp = r.config_publish.as_ref();
+    f("config_publish_per_sec", "config publish throughput", "pub/s", Some(true), cp.map(|c| c.per_sec));
+    f("config_publish_p50_ms", "config publish latency p50", "ms", Some(false), cp.map(|c| c.latency.p50_ms));
+    f("config_publish_p99_ms", "config publish latency p99", "ms", Some(false), cp.map(|c| c.latency.p99_ms));
+    f("config_publish_errors", "config publish errors", "req", Some(false), cp.map(|c| c.errors as f64));
+    f("config_publish_server_cpu_s", "server CPU during publish", "s", Some(false), cp.and_then(|c| c.server_cpu_secs));
+    let cg = r.config_get.as_ref();
+    f("config_get_per_sec", "config get throughput", "get/s", Some(true), cg.map(|c| c.per_sec));
+    f("config_get_p50_ms", "config get latency p50", "ms", Some(false), cg.map(|c| c.latency.p50_ms));
+    f("config_get_p99_ms", "config get latency p99", "ms", Some(false), cg.map(|c| c.latency.p99_ms));
+    f("config_get_errors", "config get errors", "req", Some(false), cg.map(|c| c.errors as f64));
+    let cn = r.config_push.as_ref();
+    f("config_push_p50_ms", "config notify latency p50", "ms", Some(false), cn.map(|c| c.latency.p50_ms));
+    f("config_push_p99_ms", "config notify latency p99", "ms", Some(false), cn.map(|c| c.latency.p99_ms));
+    f("config_push_max_ms", "config notify latency max", "ms", Some(false), cn.map(|c| c.latency.max_ms));
+    f("config_push_visible_p99_ms", "config change visible p99", "ms", Some(false), cn.map(|c| c.visibility.p99_ms));
+    f("config_push_received", "config notifications received", "push", Some(true), cn.map(|c| c.received as f64));
+    f("config_push_missed", "config notifications missed", "push", Some(false), cn.map(|c| c.missed as f64));
     let m = r.memory.as_ref();
     f("rss_idle_mib", "server RSS idle", "MiB", Some(false), m.map(|m| m.rss_idle_mib));
     f(
@@ -100,8 +118,39 @@ pub fn print_run(r: &Results) {
             p.subscribers, p.changes, p.expected, p.received, p.push_messages, p.change_errors, p.subscribe_errors
         );
     }
+    for (name, c) in [("config-publish", &r.config_publish), ("config-get", &r.config_get)] {
+        if let Some(c) = c {
+            println!(
+                "{name}: {} ok, {} errors in {:.2} s over {} connections to {} server(s), {} keys; server CPU {} s, loadgen CPU {} s",
+                c.ok,
+                c.errors,
+                c.secs,
+                c.connections,
+                c.servers,
+                c.keys,
+                fmt(c.server_cpu_secs),
+                fmt(c.client_cpu_secs)
+            );
+        }
+    }
+    if let Some(p) = &r.config_push {
+        println!(
+            "config-push: {} listeners × {} changes = {} expected, {} received, {} notifications ({} unmatched); \
+             change errors {}, listen errors {}, listen answers with changedConfigs {}",
+            p.listeners,
+            p.changes,
+            p.expected,
+            p.received,
+            p.notifications,
+            p.unmatched,
+            p.change_errors,
+            p.listen_errors,
+            p.listen_changed
+        );
+    }
     println!("{:<30} {:>12}  unit", "figure", "value");
-    for f in figures(r) {
+    // Phases that were not run are left out here (the comparison table keeps every row).
+    for f in figures(r).into_iter().filter(|f| f.value.is_some()) {
         println!("{:<30} {:>12}  {}", f.name, fmt(f.value), f.unit);
     }
     print_extras(r);

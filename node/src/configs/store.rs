@@ -16,7 +16,7 @@ use crate::configs::command::{ConfigCommand, ConfigOutcome};
 use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespace, OpType, md5_hex};
 use crate::error::Result;
 use crate::naming::model::PUBLIC_NAMESPACE;
-use crate::tables::{from_json, get_json, storage, to_json};
+use crate::tables::{from_blob, from_json, get_json, storage, to_blob, to_json};
 
 const CONFIGS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("configs");
 const HISTORY: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("config_history");
@@ -454,12 +454,12 @@ impl ConfigStore {
                 dump.namespaces.push((k.value().to_owned(), v.value().to_vec()));
             }
         }
-        Ok(to_json(&dump))
+        to_blob(&dump)
     }
 
     /// Replaces every table with a snapshot's content; call [`Self::load`] after commit.
     pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
-        let dump: Dump = if data.is_empty() { Dump::default() } else { from_json(data, "restoring snapshot")? };
+        let dump: Dump = if data.is_empty() { Dump::default() } else { from_blob(data)? };
         for name in [CONFIGS, NAMESPACES] {
             tx.delete_table(name).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::naming::model::{ClientId, Instance, ServiceKey, ServiceMeta};
 use crate::naming::registry::Registry;
-use crate::tables::{from_json, get_json, storage, to_json};
+use crate::tables::{from_blob, from_json, get_json, storage, to_blob, to_json};
 
 const INSTANCES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_instances");
 const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_services");
@@ -275,12 +275,12 @@ impl NamingPersist {
                 }
             }
         }
-        Ok(to_json(&dump))
+        to_blob(&dump)
     }
 
     /// Replaces both tables from a snapshot; the registry is reloaded by the caller's `open`.
     pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
-        let dump: Dump = if data.is_empty() { Dump::default() } else { from_json(data, "decoding naming data")? };
+        let dump: Dump = if data.is_empty() { Dump::default() } else { from_blob(data)? };
         tx.delete_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         tx.delete_table(SERVICES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         let mut t = tx.open_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;

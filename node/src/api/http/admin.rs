@@ -52,7 +52,7 @@ fn raft(st: &HttpState) -> ApiResult<&std::sync::Arc<RaftNode>> {
 }
 
 /// HTTP `host:port` of a member from its cluster address (`port − 1001`).
-fn http_addr(cluster_addr: &str) -> String {
+pub(super) fn http_addr(cluster_addr: &str) -> String {
     match cluster_addr.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
         Some((h, p)) => format!("{h}:{}", p.saturating_sub(CLUSTER_GRPC_OFFSET)),
         None => cluster_addr.to_owned(),
@@ -70,13 +70,13 @@ fn role_name(r: NodeRole) -> &'static str {
 }
 
 /// The leader's view of one member.
-struct View {
+pub(super) struct View {
     matched: Option<u64>,
     last_ack: Option<Duration>,
 }
 
 /// Reachability and progress of every member, as the leader sees them (empty elsewhere).
-fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
+pub(super) fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
     let m = r.raft().metrics().borrow_watched().clone();
     let mut out = std::collections::BTreeMap::new();
     let me = r.id();
@@ -113,7 +113,7 @@ async fn fresh_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
     }
 }
 
-fn reachable(v: Option<&View>) -> bool {
+pub(super) fn reachable(v: Option<&View>) -> bool {
     v.is_some_and(|v| v.last_ack.is_some_and(|d| d <= REACHABLE_WITHIN))
 }
 

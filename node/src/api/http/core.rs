@@ -1,6 +1,5 @@
 //! Health, cluster view, server state and metrics endpoints.
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -50,24 +49,21 @@ async fn server_state() -> Json<Value> {
     }))
 }
 
-/// The address this node reports for itself: the bind address, or loopback when bound to all.
-fn self_ip(st: &HttpState) -> IpAddr {
-    if st.node_config.bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { st.node_config.bind }
-}
-
-fn self_member(st: &HttpState) -> Value {
-    let ip = self_ip(st);
-    let port = st.node_config.http_port;
+/// One member in Nacos's `Member` shape.
+fn member(address: &str, state: &str, raft: Option<(u64, &str)>) -> Value {
+    let (ip, port) = address.rsplit_once(':').map_or((address, 0), |(h, p)| (h, p.parse().unwrap_or(0)));
     json!({
-        "ip": ip.to_string(),
+        "ip": ip,
         "port": port,
-        "state": if st.ready.load(Ordering::Acquire) { "UP" } else { "STARTING" },
-        "address": format!("{ip}:{port}"),
+        "state": state,
+        "address": address,
         "failAccessCnt": 0,
         "extendInfo": {
             "lastRefreshTime": now_millis(),
             "version": env!("CARGO_PKG_VERSION"),
             "readyToUpgrade": true,
+            "raftId": raft.map(|r| r.0),
+            "raftRole": raft.map(|r| r.1),
         },
         "abilities": {
             "remoteAbility": {"supportRemoteConnection": true, "grpcReportEnabled": true},
@@ -77,8 +73,49 @@ fn self_member(st: &HttpState) -> Value {
     })
 }
 
+fn self_member(st: &HttpState) -> Value {
+    let state = if st.ready.load(Ordering::Acquire) { "UP" } else { "STARTING" };
+    let raft = st.raft.as_ref().map(|r| (r.id(), if r.is_leader() { "leader" } else { "follower" }));
+    member(&st.node_config.self_address(), state, raft)
+}
+
+/// Every Raft member. States: this node UP/STARTING; on the leader, others are UP when they
+/// acknowledged a heartbeat within 3 s and DOWN otherwise; a follower reports the leader UP and
+/// the others SUSPICIOUS (it cannot see them).
 async fn cluster_nodes(State(st): State<HttpState>) -> Json<Value> {
-    Json(json!({"code": 200, "message": null, "data": [self_member(&st)]}))
+    let Some(r) = st.raft.as_ref() else {
+        return Json(json!({"code": 200, "message": null, "data": [self_member(&st)]}));
+    };
+    let m = r.metrics();
+    let views = super::admin::leader_views(r);
+    let mut data = Vec::new();
+    for (id, info, voter) in
+        m.voters.iter().map(|(i, n)| (i, n, true)).chain(m.learners.iter().map(|(i, n)| (i, n, false)))
+    {
+        if *id == r.id() {
+            data.push(self_member(&st));
+            continue;
+        }
+        let state = if !views.is_empty() {
+            if super::admin::reachable(views.get(id)) { "UP" } else { "DOWN" }
+        } else if Some(*id) == m.leader {
+            "UP"
+        } else {
+            "SUSPICIOUS"
+        };
+        let role = if Some(*id) == m.leader {
+            "leader"
+        } else if voter {
+            "follower"
+        } else {
+            "learner"
+        };
+        data.push(member(&super::admin::http_addr(&info.cluster_addr), state, Some((*id, role))));
+    }
+    if data.is_empty() {
+        data.push(self_member(&st));
+    }
+    Json(json!({"code": 200, "message": null, "data": data}))
 }
 
 async fn cluster_self(State(st): State<HttpState>) -> Json<Value> {
