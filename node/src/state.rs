@@ -116,3 +116,96 @@ impl Replicator for RaftReplicator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::configs::command::ConfigCommand;
+    use crate::configs::model::{ConfigKey, ConfigMeta};
+    use crate::metrics::Metrics;
+    use crate::naming::persist::NamingCommand;
+    use crate::naming::{DirtySet, Instance, Registry, ServiceKey, Settings};
+
+    fn node_state() -> (NodeState, Arc<ConfigStore>, Arc<Registry>) {
+        let settings = Settings {
+            beat_timeout: Duration::from_secs(15),
+            delete_timeout: Duration::from_secs(30),
+            empty_service_clean: Duration::from_secs(60),
+        };
+        let registry = Arc::new(Registry::new(
+            settings,
+            Metrics::new(prometheus::Registry::new()).unwrap(),
+            Arc::new(DirtySet::default()),
+        ));
+        let configs = Arc::new(ConfigStore::new());
+        (NodeState::new(configs.clone(), NamingPersist::new(registry.clone())), configs, registry)
+    }
+
+    fn db(name: &str) -> (std::path::PathBuf, redb::Database) {
+        let path = std::env::temp_dir().join(format!("cairn-state-{}-{name}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let db = redb::Database::create(&path).unwrap();
+        (path, db)
+    }
+
+    fn apply(app: &NodeState, db: &redb::Database, index: u64, cmd: Command) -> Response {
+        let tx = db.begin_write().unwrap();
+        let out = app.apply(&tx, index, &serde_json::to_vec(&cmd).unwrap()).unwrap();
+        tx.commit().unwrap();
+        app.after_commit(&[]);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn snapshot_restores_configs_and_persistent_naming() {
+        let (app, _, _) = node_state();
+        let (p1, db1) = db("a");
+        let key = ConfigKey::new("", "G", "app.yaml");
+        let publish = ConfigCommand::Publish {
+            key: key.clone(),
+            content: "a: ✓".into(),
+            meta: ConfigMeta::default(),
+            cas_md5: None,
+            beta_ips: None,
+            src_user: String::new(),
+            src_ip: String::new(),
+            at_ms: 1,
+        };
+        apply(&app, &db1, 1, Command::Config(publish));
+        let svc = ServiceKey::new("", "", "persist");
+        let inst = Instance {
+            ip: "10.0.0.1".into(),
+            port: 80,
+            cluster: "DEFAULT".into(),
+            weight: 1.0,
+            healthy: true,
+            enabled: true,
+            ephemeral: false,
+            metadata: BTreeMap::from([("k".to_string(), "v".to_string())]).into(),
+            custom_id: None,
+        };
+        apply(&app, &db1, 2, Command::Naming(NamingCommand::Register { key: svc.clone(), instance: inst }));
+        let snap = app.snapshot(&db1.begin_read().unwrap()).unwrap();
+
+        // A fresh node restores the snapshot and opens it: everything is back, in memory too.
+        let (app2, configs2, registry2) = node_state();
+        let (p2, db2) = db("b");
+        let tx = db2.begin_write().unwrap();
+        app2.restore(&tx, &snap).unwrap();
+        tx.commit().unwrap();
+        app2.open(&db2.begin_read().unwrap()).unwrap();
+        assert_eq!(configs2.get(&key).unwrap().content, "a: ✓");
+        let hosts = registry2.query(&svc, &[], false).unwrap().hosts;
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].metadata.get("k"), Some("v"));
+        assert!(!hosts[0].ephemeral);
+        for p in [p1, p2] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
