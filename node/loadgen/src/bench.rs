@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Endpoint;
+use crate::conn::Endpoint;
 
 use crate::conn::{self, CallError, Conn, PushSink, PushState, Shared};
 use crate::procfs::{self, CpuSample};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Endpoint;
+use crate::conn::Endpoint;
 
 use crate::bench::{Errors, Lat, Phase, Results, Rng, Target, Workload, open_many};
 use crate::conn::{self, Conn, PushSink, Shared};

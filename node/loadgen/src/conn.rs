@@ -1,12 +1,16 @@
-//! One Nacos SDK connection, as a real client opens it: one HTTP/2 transport (its own tonic
-//! `Channel`), the bi-stream with `ConnectionSetupRequest` as first frame, `ServerCheckRequest`
+//! One Nacos SDK connection, as a real client opens it: one TCP/HTTP/2 transport (a bare hyper
+//! HTTP/2 client connection: no tonic `Channel`, so no `Buffer` task hop or reconnect layer per
+//! request), the bi-stream with `ConnectionSetupRequest` as first frame, `ServerCheckRequest`
 //! to learn the connection id, then unary requests. Every server→client request on the stream
 //! (`NotifySubscriberRequest`, `ClientDetectionRequest`, `ConnectResetRequest`, …) is answered on
 //! the stream with the matching response type and the same `requestId`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -19,7 +23,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 
 /// Setup frame: like a Java 2.x client without `abilityTable` (so no `SetupAckRequest`).
 const SETUP: &[u8] = br#"{"headers":{},"clientVersion":"Nacos-Java-Client:v2.5.1","tenant":"","labels":{"source":"sdk","module":"naming","AppName":"cairn-loadgen"},"module":"internal"}"#;
@@ -178,7 +181,7 @@ pub struct Conn {
     pub idx: usize,
     /// Connection id reported by ServerCheck (empty when the server sent none).
     pub conn_id: String,
-    client: RequestClient<Channel>,
+    client: RequestClient<H2>,
     closing: Arc<AtomicBool>,
     reader: JoinHandle<()>,
     _stream_tx: mpsc::Sender<Payload>,
@@ -191,11 +194,56 @@ impl Drop for Conn {
     }
 }
 
-/// The endpoint for `host:port`; each `connect()` opens a new TCP connection.
+/// Where to connect: `host:port` and the `http://host:port` origin put on every request.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    addr: String,
+    origin: http::Uri,
+}
+
+/// The endpoint for `host:port`; each [`Conn::open`] opens a new TCP connection.
 pub fn endpoint(host: &str, port: u16) -> anyhow::Result<Endpoint> {
-    Ok(Endpoint::from_shared(format!("http://{host}:{port}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true))
+    let origin = format!("http://{host}:{port}").parse().context("endpoint URI")?;
+    Ok(Endpoint { addr: format!("{host}:{port}"), origin })
+}
+
+/// A bare HTTP/2 client connection as a tower service: `poll_ready` and `call` go straight to
+/// hyper's `SendRequest` (cheap to clone; all clones multiplex streams over one connection).
+#[derive(Clone)]
+pub struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+type H2Future = Pin<Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>> + Send>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for H2 {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = H2Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> H2Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+/// Opens the TCP connection (`TCP_NODELAY`), does the HTTP/2 handshake and spawns the
+/// connection driver; the driver ends when every handle and stream is gone.
+async fn connect_h2(ep: &Endpoint) -> anyhow::Result<H2> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&ep.addr))
+        .await
+        .map_err(|_| anyhow::anyhow!("TCP connect to {}: timed out", ep.addr))?
+        .with_context(|| format!("TCP connect to {}", ep.addr))?;
+    tcp.set_nodelay(true).context("TCP_NODELAY")?;
+    let (send, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .context("HTTP/2 handshake")?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(H2(send))
 }
 
 impl Conn {
@@ -207,10 +255,10 @@ impl Conn {
         shared: Arc<Shared>,
         sink: Option<Arc<PushSink>>,
     ) -> anyhow::Result<Conn> {
-        let channel = ep.connect().await.context("TCP/HTTP2 connect")?;
+        let h2 = connect_h2(ep).await?;
         let (tx, rx) = mpsc::channel::<Payload>(64);
         tx.send(payload("ConnectionSetupRequest", SETUP.to_vec())).await.ok();
-        let mut bi = BiRequestStreamClient::new(channel.clone());
+        let mut bi = BiRequestStreamClient::with_origin(h2.clone(), ep.origin.clone());
         let mut inbound = bi
             .request_bi_stream(ReceiverStream::new(rx))
             .await
@@ -243,7 +291,7 @@ impl Conn {
             })
         };
         let mut conn =
-            Conn { idx, conn_id: String::new(), client: RequestClient::new(channel), closing, reader, _stream_tx: tx };
+            Conn { idx, conn_id: String::new(), client: RequestClient::with_origin(h2, ep.origin.clone()), closing, reader, _stream_tx: tx };
         let check = conn
             .call("ServerCheckRequest", SERVER_CHECK.to_vec(), Duration::from_secs(3))
             .await

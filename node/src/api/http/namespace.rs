@@ -51,12 +51,17 @@ async fn get_ns(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>
     Ok(Json(json!({"code": 200, "message": null, "data": data})))
 }
 
+/// A new namespace id: 128 random bits in UUID layout (Nacos generates UUIDs).
 fn fresh_id() -> String {
-    // A namespace id need only be unique: time plus a process-local counter, hex.
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:x}-{n:x}", t)
+    let (a, b): (u64, u64) = (rand::random(), rand::random());
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 async fn create(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
