@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::conn::Endpoint;
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use crate::conn::Endpoint;
 
 use crate::conn::{self, CallError, Conn, PushSink, PushState, Shared};
 use crate::procfs::{self, CpuSample};

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::conn::Endpoint;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use crate::conn::Endpoint;
 
 use crate::bench::{Errors, Lat, Phase, Results, Rng, Target, Workload, open_many};
 use crate::conn::{self, Conn, PushSink, Shared};

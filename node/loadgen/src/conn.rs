@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -18,6 +18,8 @@ use cairn_proto::Any;
 use cairn_proto::nacos::bi_request_stream_client::BiRequestStreamClient;
 use cairn_proto::nacos::request_client::RequestClient;
 use cairn_proto::nacos::{Metadata, Payload};
+use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::http2::SendRequest;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -76,10 +78,25 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// Checks a small response fully (parses the base).
+/// `"resultCode":200` (not followed by another digit) somewhere in `s`.
+fn has_ok_code(s: &[u8]) -> bool {
+    const PAT: &[u8] = b"\"resultCode\":200";
+    s.windows(PAT.len()).enumerate().any(|(i, w)| w == PAT && !s.get(i + PAT.len()).is_some_and(u8::is_ascii_digit))
+}
+
+/// Checks a small response: the success path is a byte search for `"resultCode":200` (plus the
+/// `metadata.type`); the body is parsed only to report a failure.
 pub fn check_small(p: &Payload) -> Result<(), CallError> {
     let ty = type_of(p);
-    let base: ResponseBase = serde_json::from_slice(body_of(p)).unwrap_or_default();
+    if ty != "ErrorResponse" && has_ok_code(body_of(p)) {
+        return Ok(());
+    }
+    check_parsed(ty, body_of(p))
+}
+
+/// Parses the response base and reports what went wrong (or Ok when resultCode is 200).
+fn check_parsed(ty: &str, body: &[u8]) -> Result<(), CallError> {
+    let base: ResponseBase = serde_json::from_slice(body).unwrap_or_default();
     if ty == "ErrorResponse" || base.result_code != 200 {
         return Err(CallError {
             kind: ty.to_owned(),
@@ -96,13 +113,10 @@ pub fn check_large(p: &Payload) -> Result<(), CallError> {
     let ty = type_of(p);
     let body = body_of(p);
     if ty != "ErrorResponse" && body.len() > 2048 {
-        let head = &body[..512];
-        let tail = &body[body.len() - 512..];
-        let pat = b"\"resultCode\":200";
-        let has = |s: &[u8]| s.windows(pat.len()).any(|w| w == pat);
-        if has(head) || has(tail) {
+        if has_ok_code(&body[..512]) || has_ok_code(&body[body.len() - 512..]) {
             return Ok(());
         }
+        return check_parsed(ty, body);
     }
     check_small(p)
 }
@@ -207,24 +221,98 @@ pub fn endpoint(host: &str, port: u16) -> anyhow::Result<Endpoint> {
     Ok(Endpoint { addr: format!("{host}:{port}"), origin })
 }
 
+/// Request body sent on the HTTP/2 connection: the bi-stream's streaming body, or a unary
+/// request's encoded message taken up front, so hyper sends it as one DATA frame carrying
+/// END_STREAM (fewer frames and socket writes than piping tonic's body).
+pub enum ReqBody {
+    /// A streaming body, polled by hyper.
+    Stream(tonic::body::Body),
+    /// Data already taken from the body, then whatever the body still has (normally nothing).
+    Ready(Option<Bytes>, Option<tonic::body::Body>),
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        match self.get_mut() {
+            ReqBody::Stream(b) => Pin::new(b).poll_frame(cx),
+            ReqBody::Ready(head, rest) => match (head.take(), rest) {
+                (Some(d), _) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                (None, Some(b)) => Pin::new(b).poll_frame(cx),
+                (None, None) => Poll::Ready(None),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Stream(b) => b.is_end_stream(),
+            ReqBody::Ready(head, rest) => head.is_none() && rest.as_ref().is_none_or(|b| b.is_end_stream()),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Stream(b) => b.size_hint(),
+            ReqBody::Ready(head, None) => SizeHint::with_exact(head.as_ref().map_or(0, |d| d.len() as u64)),
+            ReqBody::Ready(..) => SizeHint::default(),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type H2Future = Pin<Box<dyn Future<Output = Result<http::Response<Incoming>, BoxError>> + Send>>;
+
 /// A bare HTTP/2 client connection as a tower service: `poll_ready` and `call` go straight to
 /// hyper's `SendRequest` (cheap to clone; all clones multiplex streams over one connection).
+/// With `unary`, the request body is taken at once (see [`ReqBody::Ready`]).
 #[derive(Clone)]
-pub struct H2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
-
-type H2Future = Pin<Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>> + Send>>;
+pub struct H2 {
+    send: SendRequest<ReqBody>,
+    unary: bool,
+}
 
 impl tower::Service<http::Request<tonic::body::Body>> for H2 {
-    type Response = http::Response<hyper::body::Incoming>;
-    type Error = hyper::Error;
+    type Response = http::Response<Incoming>;
+    type Error = BoxError;
     type Future = H2Future;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.0.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.send.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> H2Future {
-        Box::pin(self.0.send_request(req))
+        let (parts, body) = req.into_parts();
+        let body = if self.unary {
+            // tonic encodes a unary message as soon as the body is polled.
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut head: Option<Bytes> = None;
+            let mut rest = Some(body);
+            while let Some(b) = rest.as_mut() {
+                match Pin::new(b).poll_frame(&mut cx) {
+                    Poll::Ready(None) => rest = None,
+                    Poll::Ready(Some(Ok(f))) => match f.into_data() {
+                        Ok(d) => {
+                            head = Some(match head.take() {
+                                None => d,
+                                Some(h) => [h, d].concat().into(),
+                            })
+                        }
+                        // Trailers: not sent by gRPC clients; leave them to the body.
+                        Err(_) => break,
+                    },
+                    Poll::Ready(Some(Err(s))) => return Box::pin(std::future::ready(Err(s.into()))),
+                    Poll::Pending => break,
+                }
+            }
+            ReqBody::Ready(head, rest)
+        } else {
+            ReqBody::Stream(body)
+        };
+        let fut = self.send.send_request(http::Request::from_parts(parts, body));
+        Box::pin(async move { fut.await.map_err(Into::into) })
     }
 }
 
@@ -243,7 +331,7 @@ async fn connect_h2(ep: &Endpoint) -> anyhow::Result<H2> {
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(H2(send))
+    Ok(H2 { send, unary: false })
 }
 
 impl Conn {
@@ -259,6 +347,7 @@ impl Conn {
         let (tx, rx) = mpsc::channel::<Payload>(64);
         tx.send(payload("ConnectionSetupRequest", SETUP.to_vec())).await.ok();
         let mut bi = BiRequestStreamClient::with_origin(h2.clone(), ep.origin.clone());
+        let h2 = H2 { unary: true, ..h2 };
         let mut inbound = bi
             .request_bi_stream(ReceiverStream::new(rx))
             .await
@@ -290,8 +379,14 @@ impl Conn {
                 }
             })
         };
-        let mut conn =
-            Conn { idx, conn_id: String::new(), client: RequestClient::with_origin(h2, ep.origin.clone()), closing, reader, _stream_tx: tx };
+        let mut conn = Conn {
+            idx,
+            conn_id: String::new(),
+            client: RequestClient::with_origin(h2, ep.origin.clone()),
+            closing,
+            reader,
+            _stream_tx: tx,
+        };
         let check = conn
             .call("ServerCheckRequest", SERVER_CHECK.to_vec(), Duration::from_secs(3))
             .await
