@@ -74,11 +74,27 @@ impl InstanceIn {
     }
 }
 
+/// An instance's id, written straight into the output (custom, or `ip#port#cluster#group@@svc`).
+#[derive(Debug)]
+struct IdOut<'a> {
+    i: &'a Instance,
+    grouped: &'a str,
+}
+
+impl Serialize for IdOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.i.custom_id {
+            Some(id) => s.serialize_str(id),
+            None => s.collect_str(&format_args!("{}#{}#{}#{}", self.i.ip, self.i.port, self.i.cluster, self.grouped)),
+        }
+    }
+}
+
 /// An instance as Nacos returns it.
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceOut<'a> {
-    instance_id: String,
+    instance_id: IdOut<'a>,
     ip: &'a str,
     port: u16,
     weight: f64,
@@ -86,7 +102,7 @@ pub struct InstanceOut<'a> {
     enabled: bool,
     ephemeral: bool,
     cluster_name: &'a str,
-    service_name: String,
+    service_name: &'a str,
     metadata: &'a crate::naming::model::Metadata,
     instance_heart_beat_interval: u64,
     instance_heart_beat_time_out: u64,
@@ -95,10 +111,11 @@ pub struct InstanceOut<'a> {
 }
 
 impl<'a> InstanceOut<'a> {
-    /// Renders a domain instance of service `key`, reporting `healthy` as its health.
-    pub fn new(i: &'a Instance, key: &ServiceKey, healthy: bool) -> Self {
+    /// Renders an instance of the service whose grouped name (`group@@svc`) is `grouped`,
+    /// reporting `healthy` as its health.
+    pub fn new(i: &'a Instance, grouped: &'a str, healthy: bool) -> Self {
         InstanceOut {
-            instance_id: i.id(key),
+            instance_id: IdOut { i, grouped },
             ip: &i.ip,
             port: i.port,
             weight: i.weight,
@@ -106,13 +123,32 @@ impl<'a> InstanceOut<'a> {
             enabled: i.enabled,
             ephemeral: i.ephemeral,
             cluster_name: &i.cluster,
-            service_name: key.grouped_name(),
+            service_name: grouped,
             metadata: &i.metadata,
             instance_heart_beat_interval: i.beat_interval_ms(),
             instance_heart_beat_time_out: i.beat_timeout_ms(15_000),
             ip_delete_timeout: i.delete_timeout_ms(30_000),
             instance_id_generator: i.metadata.get(crate::naming::model::META_ID_GENERATOR).unwrap_or("simple"),
         }
+    }
+}
+
+/// The `hosts` array: the grouped name is computed once per answer, not per instance.
+#[derive(Debug)]
+struct HostsOut<'a> {
+    key: &'a ServiceKey,
+    sel: &'a Selection,
+}
+
+impl Serialize for HostsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let grouped = self.key.grouped_name();
+        let mut seq = s.serialize_seq(Some(self.sel.hosts.len()))?;
+        for i in &self.sel.hosts {
+            seq.serialize_element(&InstanceOut::new(i, &grouped, self.sel.healthy(i)))?;
+        }
+        seq.end()
     }
 }
 
@@ -133,7 +169,7 @@ pub struct ServiceInfoOut<'a> {
     group_name: &'a str,
     clusters: &'a str,
     cache_millis: u64,
-    hosts: Vec<InstanceOut<'a>>,
+    hosts: HostsOut<'a>,
     last_ref_time: i64,
     checksum: &'a str,
     #[serde(rename = "allIPs")]
@@ -159,7 +195,7 @@ impl<'a> ServiceInfoOut<'a> {
             group_name: &key.group,
             clusters,
             cache_millis: CACHE_MILLIS,
-            hosts: sel.hosts.iter().map(|i| InstanceOut::new(i, key, sel.healthy(i))).collect(),
+            hosts: HostsOut { key, sel },
             last_ref_time,
             checksum: "",
             all_ips: false,
@@ -196,7 +232,8 @@ mod tests {
         let i = i.into_domain(&key).unwrap();
         assert_eq!(i.cluster, "DEFAULT");
         assert_eq!(i.weight, 1.0);
-        let out = serde_json::to_value(InstanceOut::new(&i, &key, true)).unwrap();
+        let grouped = key.grouped_name();
+        let out = serde_json::to_value(InstanceOut::new(&i, &grouped, true)).unwrap();
         assert_eq!(out["instanceId"], "10.0.0.1#80#DEFAULT#DEFAULT_GROUP@@svc");
         assert_eq!(out["serviceName"], "DEFAULT_GROUP@@svc");
         assert_eq!(out["instanceHeartBeatTimeOut"], 15000);
