@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::Error;
 
 fn registry() -> Registry {
     let metrics = Metrics::new(prometheus::Registry::new()).unwrap();
