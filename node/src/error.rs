@@ -75,9 +75,6 @@ pub enum Error {
     /// The write path is unavailable (no Raft leader, shutting down).
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// A capability that this node does not offer yet.
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl Error {
@@ -87,7 +84,6 @@ impl Error {
             Error::InvalidParam(_) | Error::Conflict(_) => 400,
             Error::Malformed(_) => 502,
             Error::NotFound(_) => 404,
-            Error::Unsupported(_) => 501,
             Error::Unavailable(_) => 503,
             _ => 500,
         }
@@ -105,7 +101,6 @@ impl Error {
             Error::Malformed(_) => "malformed",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
-            Error::Unsupported(_) => "unsupported",
             Error::Storage { .. } => "storage",
             Error::Raft { .. } => "raft",
             Error::CasMismatch(_) => "cas_mismatch",

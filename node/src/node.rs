@@ -148,8 +148,8 @@ impl Node {
         let svc = GrpcServer::new(
             conns.clone(),
             Arc::new(GrpcApi::new(
-                NamingGrpc::new(registry.clone(), Some(replicator.clone())),
-                Some(ConfigGrpc::new(config_service.clone())),
+                NamingGrpc::new(registry.clone(), replicator.clone()),
+                ConfigGrpc::new(config_service.clone()),
             )),
             metrics.clone(),
             ready.clone(),
@@ -174,9 +174,9 @@ impl Node {
             metrics: metrics.clone(),
             ready: ready.clone(),
             node_config: config.clone(),
-            config: Some(config_service.clone()),
-            replicator: Some(replicator.clone()),
-            raft: Some(persist.raft.clone()),
+            config: config_service.clone(),
+            replicator: replicator.clone(),
+            raft: persist.raft.clone(),
         };
         let router = http::router(state);
         let c = cancel.clone();

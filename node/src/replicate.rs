@@ -40,17 +40,6 @@ pub trait StateRead: Send + Sync + 'static {
     fn read(&self, f: &mut dyn FnMut(&redb::ReadTransaction)) -> Result<()>;
 }
 
-impl StateRead for redb::Database {
-    fn read(&self, f: &mut dyn FnMut(&redb::ReadTransaction)) -> Result<()> {
-        use redb::ReadableDatabase;
-        let tx = self
-            .begin_read()
-            .map_err(|e| Error::Storage { action: "opening a read transaction", message: e.to_string() })?;
-        f(&tx);
-        Ok(())
-    }
-}
-
 /// Runs `f` on a read transaction and returns its result.
 pub fn read_with<T>(r: &dyn StateRead, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
     let mut f = Some(f);

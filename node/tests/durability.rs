@@ -247,7 +247,12 @@ async fn persistent_instances_are_health_checked_and_survive_kill9() {
     let _target = std::net::TcpListener::bind(("127.0.0.1", tport.parse::<u16>().unwrap())).unwrap();
     wait_health(&m, "pers", true, Duration::from_secs(5)).await;
 
-    // Persistent instances and their health live in Raft: kill -9 and restart keeps them.
+    // Service settings go through Raft too.
+    let form = [("serviceName", "pers"), ("protectThreshold", "0.6"), ("metadata", "{\"team\":\"core\"}")];
+    let r = client().put(format!("{}/nacos/v1/ns/service", m.base())).form(&form).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+
+    // Persistent instances, their health and service settings live in Raft: kill -9 and restart keeps them.
     let mut m = m;
     m.kill9();
     m.start_with(&["--health-check-interval-ms", "200"]);
@@ -255,6 +260,16 @@ async fn persistent_instances_are_health_checked_and_survive_kill9() {
     let hosts = list_hosts(&m, "pers").await;
     assert_eq!(hosts.len(), 1, "{hosts:?}");
     assert_eq!(hosts[0]["port"].as_u64(), Some(tport.parse().unwrap()));
+    let svc: serde_json::Value = client()
+        .get(format!("{}/nacos/v1/ns/service?serviceName=pers", m.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(svc["protectThreshold"], 0.6, "{svc}");
+    assert_eq!(svc["metadata"]["team"], "core", "{svc}");
     // Deregister through Raft.
     let r = client()
         .delete(format!("{}/nacos/v1/ns/instance?serviceName=pers&ip=127.0.0.1&port={tport}&ephemeral=false", m.base()))

@@ -122,7 +122,7 @@ impl ConfigService {
         }
     }
 
-    /// A config as a client at `client_ip` sees it (gray version for listed IPs).
+    /// A config as committed (callers pick the gray or formal view with `ConfigItem::view_for`).
     pub fn get(&self, key: &ConfigKey) -> Option<Arc<ConfigItem>> {
         self.store.get(key)
     }

@@ -28,7 +28,6 @@ struct KeyFields {
     data_id: Option<String>,
     group: Option<String>,
     tenant: Option<String>,
-    tag: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,7 +118,6 @@ impl ConfigGrpc {
     fn query(&self, ctx: &RequestCtx, body: &[u8], rid: Option<&str>) -> Result<Payload> {
         let req: KeyFields = parse(body)?;
         let key = ConfigService::key(s(&req.tenant), s(&req.group), s(&req.data_id))?;
-        let _ = req.tag;
         let Some(item) = self.service.get(&key) else {
             let base = ResponseBase {
                 result_code: 500,

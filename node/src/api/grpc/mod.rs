@@ -14,12 +14,12 @@ use crate::remote::{Dispatch, RequestCtx};
 /// Every gRPC handler of the node.
 pub struct GrpcApi {
     naming: NamingGrpc,
-    config: Option<ConfigGrpc>,
+    config: ConfigGrpc,
 }
 
 impl GrpcApi {
-    /// Naming handlers, plus config handlers when the config center runs.
-    pub fn new(naming: NamingGrpc, config: Option<ConfigGrpc>) -> Self {
+    /// Naming and config handlers.
+    pub fn new(naming: NamingGrpc, config: ConfigGrpc) -> Self {
         GrpcApi { naming, config }
     }
 }
@@ -29,10 +29,8 @@ impl Dispatch for GrpcApi {
         let rid = wire::request_id_of(body);
         let rid = rid.as_deref();
         let mut result = self.naming.handle(ctx, ty, body, rid).await;
-        if result.is_none()
-            && let Some(config) = &self.config
-        {
-            result = config.handle(ctx, ty, body, rid).await;
+        if result.is_none() {
+            result = self.config.handle(ctx, ty, body, rid).await;
         }
         match result {
             Some(Ok(p)) => p,

@@ -18,12 +18,12 @@ use crate::replicate::{self, Replicator};
 /// Handles naming requests from gRPC clients.
 pub struct NamingGrpc {
     registry: Arc<Registry>,
-    replicator: Option<Arc<dyn Replicator>>,
+    replicator: Arc<dyn Replicator>,
 }
 
 impl NamingGrpc {
-    /// Creates the handler set; without a replicator persistent instances are refused.
-    pub fn new(registry: Arc<Registry>, replicator: Option<Arc<dyn Replicator>>) -> Self {
+    /// Creates the handler set; persistent instances go through `replicator`.
+    pub fn new(registry: Arc<Registry>, replicator: Arc<dyn Replicator>) -> Self {
         NamingGrpc { registry, replicator }
     }
 }
@@ -218,9 +218,6 @@ impl NamingGrpc {
 
 impl NamingGrpc {
     async fn persistent(&self, body: &[u8], rid: Option<&str>) -> Result<Payload> {
-        let Some(rep) = &self.replicator else {
-            return Err(Error::Unsupported("persistent instances need Raft, which is not running on this node".into()));
-        };
         let req: InstanceRequest = parse(body)?;
         let key = key_of(&req.namespace, &req.group_name, &req.service_name)?;
         let kind = req.kind.unwrap_or_default();
@@ -234,7 +231,7 @@ impl NamingGrpc {
             }
             other => return Err(Error::InvalidParam(format!("Unsupported request type {other:?}"))),
         };
-        replicate::naming(&**rep, cmd).await?;
+        replicate::naming(&*self.replicator, cmd).await?;
         Ok(wire::json_payload("InstanceResponse", &TypedResponse { base: ResponseBase::ok(rid), kind: &kind }))
     }
 

@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 
 use crate::api::http::{ApiError, ApiResult, HttpState, Params};
 use crate::config::{CLUSTER_GRPC_OFFSET, Config};
-use crate::error::Error;
 
 /// A member whose last heartbeat ack is older than this is not counted as reachable.
 pub const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
@@ -45,10 +44,6 @@ pub fn routes() -> Router<HttpState> {
         .route("/cairn/v1/raft/promote", post(promote))
         .route("/cairn/v1/raft/remove", post(remove))
         .route("/cairn/v1/raft/transfer-leader", post(transfer_leader))
-}
-
-fn raft(st: &HttpState) -> ApiResult<&std::sync::Arc<RaftNode>> {
-    st.raft.as_ref().ok_or_else(|| Error::Unsupported("raft is not running on this node".into()).into())
 }
 
 /// HTTP `host:port` of a member from its cluster address (`port − 1001`).
@@ -140,7 +135,7 @@ fn raft_error(e: cairn_raft::Error) -> Response {
 }
 
 async fn me(State(st): State<HttpState>) -> ApiResult<Json<Value>> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     let m = r.metrics();
     Ok(Json(json!({
         "id": r.id(),
@@ -156,7 +151,7 @@ async fn me(State(st): State<HttpState>) -> ApiResult<Json<Value>> {
 }
 
 async fn members(State(st): State<HttpState>) -> ApiResult<Json<Value>> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     let m = r.metrics();
     let views = leader_views(r);
     let last = m.last_log_index;
@@ -204,7 +199,7 @@ fn quorum_ok(voters: &BTreeSet<u64>, views: &std::collections::BTreeMap<u64, Vie
 }
 
 async fn add_learner(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     if !r.is_leader() {
         return Ok(not_leader(r));
     }
@@ -225,7 +220,7 @@ async fn add_learner(State(st): State<HttpState>, p: Params) -> ApiResult<Respon
 }
 
 async fn promote(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     if !r.is_leader() {
         return Ok(not_leader(r));
     }
@@ -254,7 +249,7 @@ async fn promote(State(st): State<HttpState>, p: Params) -> ApiResult<Response> 
 }
 
 async fn remove(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     if !r.is_leader() {
         return Ok(not_leader(r));
     }
@@ -284,7 +279,7 @@ async fn remove(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
 }
 
 async fn transfer_leader(State(st): State<HttpState>, p: Params) -> ApiResult<Response> {
-    let r = raft(&st)?;
+    let r = &st.raft;
     if !r.is_leader() {
         return Ok(not_leader(r));
     }

@@ -1,7 +1,6 @@
 //! Config over HTTP: v1 `/nacos/v1/cs/configs` (GET/POST/DELETE), `/configs/listener` long
 //! polling, `/nacos/v1/cs/history`, and the v2 open API `/nacos/v2/cs/config` and history.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -35,10 +34,6 @@ pub const MIN_HOLD_MS: u64 = 10_000;
 const HOLD_DELAY_MS: u64 = 500;
 
 type Peer = ConnectInfo<std::net::SocketAddr>;
-
-fn service(st: &HttpState) -> ApiResult<&Arc<ConfigService>> {
-    st.config.as_ref().ok_or_else(|| Error::Unsupported("the config center is not running on this node".into()).into())
-}
 
 fn namespace_param(p: &Params, v2: bool) -> &str {
     if v2 { p.str("namespaceId") } else { p.opt("tenant").unwrap_or_else(|| p.str("namespaceId")) }
@@ -130,7 +125,7 @@ fn detail_json(key: &ConfigKey, item: &ConfigItem) -> Value {
 }
 
 async fn v1_get(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<Response> {
-    let svc = service(&st)?;
+    let svc = &st.config;
     if let Some(mode) = p.opt("search") {
         return v1_search(svc, &p, mode).map(IntoResponse::into_response);
     }
@@ -200,14 +195,14 @@ fn v1_search(svc: &ConfigService, p: &Params, mode: &str) -> ApiResult<Json<Valu
 
 async fn v1_publish(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<&'static str> {
     let input = publish_input(&p, &headers, &peer, false)?;
-    service(&st)?.publish(input).await?;
+    st.config.publish(input).await?;
     Ok("true")
 }
 
 async fn v1_delete(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<&'static str> {
     let key = key_of(&p, false)?;
     let beta = p.bool("beta", false)?;
-    service(&st)?.remove(key, beta, p.str("src_user").to_owned(), client_ip(&p, &headers, &peer)).await?;
+    st.config.remove(key, beta, p.str("src_user").to_owned(), client_ip(&p, &headers, &peer)).await?;
     Ok("true")
 }
 
@@ -236,7 +231,7 @@ fn url_decode(s: &str) -> ApiResult<String> {
 }
 
 async fn v1_listener(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> ApiResult<Response> {
-    let svc = service(&st)?;
+    let svc = &st.config;
     let raw =
         p.0.get("Listening-Configs")
             .ok_or_else(|| ApiError::bad_request("Required parameter 'Listening-Configs' is not present"))?;
@@ -318,7 +313,7 @@ fn history_previous(svc: &ConfigService, p: &Params) -> ApiResult<Value> {
 }
 
 async fn v1_history(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
-    let svc = service(&st)?;
+    let svc = &st.config;
     if p.opt("nid").is_some() {
         return Ok(Json(history_detail(svc, &p, "nid")?));
     }
@@ -326,7 +321,7 @@ async fn v1_history(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Va
 }
 
 async fn v1_history_previous(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
-    Ok(Json(history_previous(service(&st)?, &p)?))
+    Ok(Json(history_previous(&st.config, &p)?))
 }
 
 /// v2 replies: `{"code":0,"message":"success","data":…}`; errors keep the HTTP status with a
@@ -351,7 +346,7 @@ fn v2(r: ApiResult<Value>) -> Response {
 
 async fn v2_get(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> Response {
     v2((|| {
-        let svc = service(&st)?;
+        let svc = &st.config;
         let key = key_of(&p, true)?;
         let item = svc.get(&key).ok_or_else(|| Error::NotFound("config data not exist".into()))?;
         Ok(Value::String(item.view_for(&client_ip(&p, &headers, &peer)).0.to_owned()))
@@ -361,7 +356,7 @@ async fn v2_get(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: 
 async fn v2_publish(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> Response {
     let r = async {
         let input = publish_input(&p, &headers, &peer, true)?;
-        service(&st)?.publish(input).await?;
+        st.config.publish(input).await?;
         Ok(Value::Bool(true))
     };
     v2(r.await)
@@ -370,22 +365,22 @@ async fn v2_publish(State(st): State<HttpState>, peer: Peer, headers: HeaderMap,
 async fn v2_delete(State(st): State<HttpState>, peer: Peer, headers: HeaderMap, p: Params) -> Response {
     let r = async {
         let key = key_of(&p, true)?;
-        service(&st)?.remove(key, false, String::new(), client_ip(&p, &headers, &peer)).await?;
+        st.config.remove(key, false, String::new(), client_ip(&p, &headers, &peer)).await?;
         Ok(Value::Bool(true))
     };
     v2(r.await)
 }
 
 async fn v2_history_list(State(st): State<HttpState>, p: Params) -> Response {
-    v2(service(&st).and_then(|svc| history_page(svc, &p, true)))
+    v2(history_page(&st.config, &p, true))
 }
 
 async fn v2_history_detail(State(st): State<HttpState>, p: Params) -> Response {
-    v2(service(&st).and_then(|svc| history_detail(svc, &p, "nid")))
+    v2(history_detail(&st.config, &p, "nid"))
 }
 
 async fn v2_history_previous(State(st): State<HttpState>, p: Params) -> Response {
-    v2(service(&st).and_then(|svc| history_previous(svc, &p)))
+    v2(history_previous(&st.config, &p))
 }
 
 #[cfg(test)]

@@ -38,12 +38,12 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Node configuration.
     pub node_config: Arc<Config>,
-    /// The config center (absent until it runs).
-    pub config: Option<Arc<crate::configs::service::ConfigService>>,
-    /// The write path for persistent data (absent: persistent writes are refused).
-    pub replicator: Option<Arc<dyn crate::replicate::Replicator>>,
+    /// The config center.
+    pub config: Arc<crate::configs::service::ConfigService>,
+    /// The write path for persistent data (Raft).
+    pub replicator: Arc<dyn crate::replicate::Replicator>,
     /// The Raft node (membership admin API).
-    pub raft: Option<Arc<cairn_raft::RaftNode>>,
+    pub raft: Arc<cairn_raft::RaftNode>,
 }
 
 /// An HTTP error: status plus a plain-text body in Nacos's `caused: …;` form.
@@ -67,7 +67,6 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::CasMismatch(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError { status, message: e.to_string() }

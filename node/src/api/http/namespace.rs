@@ -19,7 +19,7 @@ pub fn routes() -> Router<HttpState> {
 const QUOTA: u32 = 200;
 
 fn config_count(st: &HttpState, id: &str) -> usize {
-    st.config.as_ref().map_or(0, |c| c.store().list(crate::naming::model::normalize_namespace(id)).len())
+    st.config.store().list(crate::naming::model::normalize_namespace(id)).len()
 }
 
 fn public_json(st: &HttpState) -> Value {
@@ -32,12 +32,8 @@ fn ns_json(st: &HttpState, ns: &Namespace) -> Value {
            "quota": QUOTA, "configCount": config_count(st, &ns.id), "type": 2})
 }
 
-fn service(st: &HttpState) -> ApiResult<&std::sync::Arc<crate::configs::service::ConfigService>> {
-    st.config.as_ref().ok_or_else(|| Error::Unsupported("namespaces need the config center".into()).into())
-}
-
 async fn get_ns(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
-    let svc = service(&st)?;
+    let svc = &st.config;
     if let Some(id) = p.opt("namespaceId").or_else(|| p.opt("namespace")) {
         if id == PUBLIC_NAMESPACE {
             return Ok(Json(public_json(&st)));
@@ -70,7 +66,7 @@ async fn create(State(st): State<HttpState>, p: Params) -> ApiResult<&'static st
         return Err(ApiError::bad_request("namespaceName is longer than 128 characters"));
     }
     let id = p.opt("customNamespaceId").map(str::to_owned).unwrap_or_else(fresh_id);
-    service(&st)?.create_namespace(&id, name, p.str("namespaceDesc")).await?;
+    st.config.create_namespace(&id, name, p.str("namespaceDesc")).await?;
     Ok("true")
 }
 
@@ -79,7 +75,7 @@ async fn update(State(st): State<HttpState>, p: Params) -> ApiResult<&'static st
     if id == PUBLIC_NAMESPACE {
         return Err(ApiError::bad_request("the public namespace cannot be changed"));
     }
-    service(&st)?.update_namespace(id, p.required("namespaceShowName")?, p.str("namespaceDesc")).await?;
+    st.config.update_namespace(id, p.required("namespaceShowName")?, p.str("namespaceDesc")).await?;
     Ok("true")
 }
 
@@ -88,6 +84,6 @@ async fn delete(State(st): State<HttpState>, p: Params) -> ApiResult<&'static st
     if id == PUBLIC_NAMESPACE {
         return Err(ApiError::bad_request("the public namespace cannot be deleted"));
     }
-    service(&st)?.delete_namespace(id).await?;
+    st.config.delete_namespace(id).await?;
     Ok("true")
 }

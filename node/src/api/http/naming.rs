@@ -15,8 +15,7 @@ use crate::error::Error;
 use crate::naming::model::{ClientId, DEFAULT_CLUSTER, Instance, ServiceKey, ServiceMeta, parse_clusters};
 use crate::naming::persist::{NamingCommand, NamingOutcome};
 use crate::naming::validate;
-use crate::replicate::{self, Replicator};
-use std::sync::Arc;
+use crate::replicate;
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -80,14 +79,8 @@ fn instance_from_params(p: &Params, key: &ServiceKey) -> ApiResult<Instance> {
     Ok(dto.into_domain(key)?)
 }
 
-fn replicator(st: &HttpState) -> ApiResult<&Arc<dyn Replicator>> {
-    st.replicator.as_ref().ok_or_else(|| {
-        Error::Unsupported("persistent data needs Raft, which is not running on this node".into()).into()
-    })
-}
-
 async fn naming_write(st: &HttpState, cmd: NamingCommand) -> ApiResult<NamingOutcome> {
-    Ok(replicate::naming(&**replicator(st)?, cmd).await?)
+    Ok(replicate::naming(&*st.replicator, cmd).await?)
 }
 
 async fn register(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
@@ -277,36 +270,58 @@ fn service_meta(p: &Params, base: ServiceMeta) -> ApiResult<ServiceMeta> {
     Ok(meta)
 }
 
+// Service settings live in Raft; the registry shows them once committed.
+
+fn not_found(key: &ServiceKey) -> ApiError {
+    Error::NotFound(format!("service {} not found", key.grouped_name())).into()
+}
+
 async fn create_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
     let meta = service_meta(&p, ServiceMeta::default())?;
-    st.registry.create_service(&key, meta)?;
-    Ok("ok")
+    if st.registry.get_service(&key).is_some() {
+        return Err(Error::Conflict(format!("specified service {} already exists", key.grouped_name())).into());
+    }
+    match naming_write(&st, NamingCommand::CreateService { key, meta }).await? {
+        NamingOutcome::Rejected(why) => Err(Error::Conflict(why).into()),
+        _ => Ok("ok"),
+    }
 }
 
 async fn update_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
-    let (current, _) = st
-        .registry
-        .get_service(&key)
-        .ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+    let (current, _) = st.registry.get_service(&key).ok_or_else(|| not_found(&key))?;
     let meta = service_meta(&p, current)?;
-    st.registry.update_service(&key, meta)?;
+    naming_write(&st, NamingCommand::UpdateService { key, meta }).await?;
     Ok("ok")
 }
 
 async fn delete_service(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
     let key = key(&p)?;
-    st.registry.delete_service(&key)?;
-    Ok("ok")
+    if st.registry.get_service(&key).is_none() {
+        return Err(not_found(&key));
+    }
+    if st.registry.has_instances(&key) {
+        return Err(Error::Conflict(format!(
+            "Service {} is not empty, can't be delete. Please unregister instance first",
+            key.grouped_name()
+        ))
+        .into());
+    }
+    match naming_write(&st, NamingCommand::DeleteService { key: key.clone() }).await? {
+        NamingOutcome::Rejected(why) => Err(Error::Conflict(why).into()),
+        // A service that only exists implicitly has no settings in Raft: drop the empty entry here.
+        NamingOutcome::NotFound => {
+            st.registry.set_service_meta(&key, None);
+            Ok("ok")
+        }
+        NamingOutcome::Done => Ok("ok"),
+    }
 }
 
 async fn get_service(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
     let key = key(&p)?;
-    let (meta, clusters) = st
-        .registry
-        .get_service(&key)
-        .ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
+    let (meta, clusters) = st.registry.get_service(&key).ok_or_else(|| not_found(&key))?;
     let selector: Value = meta
         .selector
         .as_deref()

@@ -1,11 +1,6 @@
 //! Service-level operations of the registry: listing, explicit settings, counts.
 
-use std::sync::Arc;
-
-use parking_lot::Mutex;
-
-use super::{Counts, Registry, ServiceState};
-use crate::error::{Error, Result};
+use super::{Counts, Registry};
 use crate::naming::model::{ClientId, ServiceKey, ServiceMeta};
 
 impl Registry {
@@ -23,48 +18,6 @@ impl Registry {
         let start = page_no.saturating_sub(1).saturating_mul(page_size);
         let page = names.into_iter().skip(start).take(page_size).collect();
         (count, page)
-    }
-
-    /// Creates an explicit service; fails when the service exists.
-    pub fn create_service(&self, key: &ServiceKey, meta: ServiceMeta) -> Result<()> {
-        let mut map = self.services.write();
-        if map.contains_key(key) {
-            return Err(Error::Conflict(format!("specified service {} already exists", key.grouped_name())));
-        }
-        let mut s = ServiceState::new();
-        s.meta = Some(meta);
-        map.insert(key.clone(), Arc::new(Mutex::new(s)));
-        self.metrics.services.set(map.len() as i64);
-        Ok(())
-    }
-
-    /// Updates a service's settings (making it explicit).
-    pub fn update_service(&self, key: &ServiceKey, meta: ServiceMeta) -> Result<()> {
-        let svc = self.get(key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
-        svc.lock().meta = Some(meta);
-        self.mark(key);
-        Ok(())
-    }
-
-    /// Deletes a service that holds no instances.
-    pub fn delete_service(&self, key: &ServiceKey) -> Result<()> {
-        let mut map = self.services.write();
-        let svc = map.get(key).ok_or_else(|| Error::NotFound(format!("service {} not found", key.grouped_name())))?;
-        let mut s = svc.lock();
-        if !s.publishers.is_empty() {
-            return Err(Error::Conflict(format!(
-                "Service {} is not empty, can't be delete. Please unregister instance first",
-                key.grouped_name()
-            )));
-        }
-        s.meta = None;
-        let remove = s.subscribers.is_empty();
-        drop(s);
-        if remove {
-            map.remove(key);
-        }
-        self.metrics.services.set(map.len() as i64);
-        Ok(())
     }
 
     /// A service's settings and cluster names; `None` when it does not exist.

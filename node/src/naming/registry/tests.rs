@@ -1,5 +1,4 @@
 use super::*;
-use crate::error::Error;
 
 fn registry() -> Registry {
     let metrics = Metrics::new(prometheus::Registry::new()).unwrap();
@@ -91,22 +90,10 @@ fn idle_services_are_cleaned_but_explicit_ones_stay() {
     let explicit = ServiceKey::new("", "", "b");
     r.publish(&ClientId::Conn(1), &implicit, vec![inst("x", 1)]);
     r.publish(&ClientId::Conn(1), &implicit, vec![]);
-    r.create_service(&explicit, ServiceMeta::default()).unwrap();
-    assert!(r.create_service(&explicit, ServiceMeta::default()).is_err());
+    r.set_service_meta(&explicit, Some(ServiceMeta::default()));
     r.sweep(Instant::now() + Duration::from_secs(61));
     assert!(r.query(&implicit, &[], false).is_none());
     assert!(r.query(&explicit, &[], false).is_some());
-}
-
-#[test]
-fn delete_service_refuses_non_empty() {
-    let r = registry();
-    let k = ServiceKey::new("", "", "a");
-    r.publish(&ClientId::Conn(1), &k, vec![inst("x", 1)]);
-    assert!(matches!(r.delete_service(&k), Err(Error::Conflict(_))));
-    r.client_gone(&ClientId::Conn(1));
-    r.delete_service(&k).unwrap();
-    assert!(r.get_service(&k).is_none());
 }
 
 #[test]
