@@ -33,9 +33,43 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Cluster members: a comma-separated static list of `host:port` (HTTP ports), this node
-    /// included. Absent means standalone (a one-member cluster).
+    /// included; or `file:<path>` (cluster.conf, hot-reloaded), `dns:<name>` (A records, or SRV
+    /// when the name starts with `_`), `k8s:<label-selector>` (Pods of this namespace). Absent
+    /// means standalone (a one-member cluster).
     #[arg(long, env = "CAIRN_MEMBERS")]
     pub members: Option<String>,
+
+    /// With discovered members (file/dns/k8s): the node whose address sorts first forms a new
+    /// cluster only once at least this many members are discovered.
+    #[arg(long, env = "CAIRN_BOOTSTRAP_EXPECT", default_value_t = 1)]
+    pub bootstrap_expect: usize,
+
+    /// The Raft leader adds discovered members that are not in the Raft configuration as
+    /// learners and promotes them once caught up (never removes voters).
+    #[arg(long, env = "CAIRN_AUTO_JOIN", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub auto_join: bool,
+
+    /// Interval (ms) between probes of every other member's liveness URL.
+    #[arg(long, env = "CAIRN_MEMBER_PROBE_MS", default_value_t = 2_000)]
+    pub member_probe_ms: u64,
+
+    /// `dns:` members: re-resolve interval (ms).
+    #[arg(long, env = "CAIRN_DNS_REFRESH_MS", default_value_t = 5_000)]
+    pub dns_refresh_ms: u64,
+
+    /// `dns:` members: the resolver to ask (`ip:port`, UDP and TCP) instead of /etc/resolv.conf.
+    #[arg(long, env = "CAIRN_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
+
+    /// `k8s:` members: a member's address is `<pod-name>.<peer-domain>:<P>` instead of `<pod-ip>:<P>`.
+    #[arg(long, env = "CAIRN_PEER_DOMAIN")]
+    pub peer_domain: Option<String>,
+
+    /// `k8s:` members: the namespace whose Pods are watched; else env `POD_NAMESPACE`, else the
+    /// service account's namespace file.
+    #[arg(long, env = "CAIRN_NAMESPACE")]
+    pub namespace: Option<String>,
 
     /// Host (name or IP) other members use to reach this node; defaults to the bind address.
     #[arg(long, env = "CAIRN_ADVERTISE_HOST")]
@@ -89,6 +123,19 @@ pub struct Config {
     /// Grace period (ms) for graceful shutdown: ConnectReset to clients, then drain.
     #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_MS", default_value_t = 3_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Distro: changes of this node's ephemeral clients are batched this long (ms) before
+    /// they are sent to every peer.
+    #[arg(long, env = "CAIRN_DISTRO_SYNC_DELAY_MS", default_value_t = 1_000)]
+    pub distro_sync_delay_ms: u64,
+
+    /// Distro: interval (ms) at which this node verifies every client it owns with every peer.
+    #[arg(long, env = "CAIRN_DISTRO_VERIFY_MS", default_value_t = 5_000)]
+    pub distro_verify_ms: u64,
+
+    /// Distro: a copy of another node's client not verified for this long (ms) is dropped.
+    #[arg(long, env = "CAIRN_DISTRO_EXPIRE_MS", default_value_t = 15_000)]
+    pub distro_expire_ms: u64,
 }
 
 impl Config {
@@ -101,12 +148,24 @@ impl Config {
                 u16::MAX - CLUSTER_GRPC_OFFSET
             )));
         }
-        let members = self.static_members()?;
-        if !members.is_empty() && !members.contains(&self.self_address()) {
-            return Err(Error::Config(format!(
-                "--members must list this node as {} (its advertise host and HTTP port); got {members:?}",
-                self.self_address()
-            )));
+        crate::membership::MembersSpec::parse(self)?;
+        if self.bootstrap_expect == 0 {
+            return Err(Error::Config("--bootstrap-expect must be at least 1".into()));
+        }
+        if self.member_probe_ms < 50 {
+            return Err(Error::Config("--member-probe-ms must be at least 50".into()));
+        }
+        if self.dns_refresh_ms < 100 {
+            return Err(Error::Config("--dns-refresh-ms must be at least 100".into()));
+        }
+        if let Some(d) = &self.peer_domain {
+            let d = d.trim_matches('.');
+            if d.is_empty() || d.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+                return Err(Error::Config(format!("--peer-domain {d:?} is not a DNS domain")));
+            }
+        }
+        if self.namespace.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(Error::Config("--namespace must not be empty".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::Config("--max-body-bytes must be at least 1024".into()));
@@ -147,29 +206,13 @@ impl Config {
         format!("{}:{}", self.advertise_host(), self.http_port)
     }
 
-    /// The static member list (HTTP `host:port`s, sorted, deduplicated); empty for standalone.
+    /// The static member list (HTTP `host:port`s, sorted, deduplicated); empty for standalone
+    /// and for discovered members (`file:`, `dns:`, `k8s:`).
     pub fn static_members(&self) -> Result<Vec<String>> {
-        let Some(raw) = self.members.as_deref().map(str::trim).filter(|m| !m.is_empty()) else {
-            return Ok(Vec::new());
-        };
-        if let Some((scheme, _)) = raw.split_once(':').filter(|(s, _)| ["file", "dns", "k8s"].contains(s)) {
-            return Err(Error::Config(format!(
-                "--members {scheme}:… is not available yet; give a static host:port list"
-            )));
-        }
-        let mut out = Vec::new();
-        for m in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            let (host, port) =
-                m.rsplit_once(':').ok_or_else(|| Error::Config(format!("--members entry {m:?} is not host:port")))?;
-            let port: u16 = port.parse().map_err(|_| Error::Config(format!("--members entry {m:?} has a bad port")))?;
-            if host.is_empty() || port == 0 || port.checked_add(CLUSTER_GRPC_OFFSET).is_none() {
-                return Err(Error::Config(format!("--members entry {m:?} is not a usable host:port")));
-            }
-            out.push(format!("{host}:{port}"));
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        Ok(match crate::membership::MembersSpec::parse(self)? {
+            crate::membership::MembersSpec::Static(list) => list,
+            _ => Vec::new(),
+        })
     }
 
     /// The cluster gRPC address (`host:port+1001`) of a member given as HTTP `host:port`.
@@ -177,6 +220,16 @@ impl Config {
         match member.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
             Some((h, p)) => format!("{h}:{}", p.saturating_add(CLUSTER_GRPC_OFFSET)),
             None => member.to_owned(),
+        }
+    }
+
+    /// Distro timings from the `--distro-*` flags (expiry at least two verification rounds).
+    pub fn distro_settings(&self) -> crate::distro::DistroSettings {
+        crate::distro::DistroSettings {
+            sync_delay: Self::ms(self.distro_sync_delay_ms.max(10)),
+            verify_interval: Self::ms(self.distro_verify_ms.max(50)),
+            expire_after: Self::ms(self.distro_expire_ms.max(self.distro_verify_ms.saturating_mul(2)).max(100)),
+            ..Default::default()
         }
     }
 
@@ -217,7 +270,40 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.static_members().unwrap().len(), 3);
         assert_eq!(Config::member_cluster_addr("127.0.0.3:8848"), "127.0.0.3:9849");
-        assert!(parse(&["--members", "k8s:app=x"]).validate().is_err());
         assert!(parse(&["--members", "nope"]).validate().is_err());
+    }
+
+    #[test]
+    fn discovery_flags() {
+        let c = parse(&["--members", "k8s:app=x", "--peer-domain", "cairn.ns.svc.cluster.local"]);
+        c.validate().unwrap();
+        assert!(c.static_members().unwrap().is_empty());
+        assert!(c.auto_join);
+        assert_eq!((c.bootstrap_expect, c.member_probe_ms, c.dns_refresh_ms), (1, 2000, 5000));
+        for ok in [
+            &["--members", "file:/etc/cairn/cluster.conf"][..],
+            &["--members", "dns:_cairn._tcp.svc"],
+            &["--auto-join=false"],
+            &["--auto-join"],
+        ] {
+            parse(ok).validate().unwrap();
+        }
+        assert!(!parse(&["--auto-join=false"]).auto_join);
+        assert!(parse(&["--auto-join"]).auto_join);
+        assert!(Config::try_parse_from(["cairn-node", "--auto-join=maybe"]).is_err());
+        assert_eq!(parse(&["--dns-server", "127.0.0.1:5353"]).dns_server.map(|a| a.port()), Some(5353));
+        for bad in [
+            &["--members", "file:"][..],
+            &["--members", "dns:"],
+            &["--members", "dns:a b"],
+            &["--members", "k8s:"],
+            &["--members", "k8s:app=(x"],
+            &["--bootstrap-expect", "0"],
+            &["--member-probe-ms", "1"],
+            &["--dns-refresh-ms", "0"],
+            &["--peer-domain", "a/b"],
+        ] {
+            assert!(parse(bad).validate().is_err(), "{bad:?} should be refused");
+        }
     }
 }

@@ -5,13 +5,17 @@
 //! - [`api`]: the edges — Nacos JSON shapes, gRPC handlers, HTTP v1 handlers, gRPC/UDP push;
 //! - [`remote`]: the Nacos client gRPC transport (connections, setup, detection, acks);
 //! - [`naming`]: the registry domain, free of wire formats;
+//! - [`distro`]: AP replication of ephemeral instances between members;
+//! - [`membership`]: who the cluster members are (static, file, DNS, Kubernetes) and their health;
 //! - [`config`], [`metrics`], [`error`]: shared plumbing.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
 pub mod configs;
+pub mod distro;
 pub mod error;
+pub mod membership;
 pub mod metrics;
 pub mod naming;
 pub mod node;

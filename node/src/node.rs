@@ -19,7 +19,9 @@ use crate::api::push::Pusher;
 use crate::api::udp::UdpPush;
 use crate::config::Config;
 use crate::configs::service::ConfigService;
+use crate::distro::Distro;
 use crate::error::{Error, Result};
+use crate::membership::{MemberState, MembersSpec, Membership};
 use crate::metrics::Metrics;
 use crate::naming::health::{self, HealthSettings, Responsible};
 use crate::naming::{ClientId, DirtySet, Registry, Settings};
@@ -74,6 +76,12 @@ impl Node {
             empty_service_clean: Config::ms(config.empty_service_clean_ms),
         };
         let registry = Arc::new(Registry::new(settings, metrics.clone(), Arc::new(DirtySet::default())));
+        let membership = Membership::start(&config, cancel.clone()).await?;
+        // Ephemeral data of a one-member cluster has nobody to go to: no Distro at all.
+        let distro = match membership.spec() {
+            MembersSpec::Standalone => None,
+            _ => Some(Distro::new(registry.clone(), membership.clone(), config.distro_settings(), &metrics)?),
+        };
         let conns = Arc::new(Connections::new(metrics.clone()));
         {
             let registry = registry.clone();
@@ -91,11 +99,20 @@ impl Node {
         let persist = Persist::start(&config, registry.clone(), &metrics).await?;
         let raft_listener = bind("cluster gRPC", config.cluster_grpc_addr()).await?;
         let raft_service = cairn_raft::raft_service_with_shutdown(&persist.raft, cancel.clone());
+        let distro_service = distro.as_ref().map(|d| d.service().into_service());
+        if let Some(d) = &distro {
+            let (d, c) = (d.clone(), cancel.clone());
+            tasks.spawn(async move {
+                d.run(c).await;
+                Ok(())
+            });
+        }
         let c = cancel.clone();
         tasks.spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true));
             tonic::transport::Server::builder()
                 .add_service(raft_service)
+                .add_optional_service(distro_service)
                 .serve_with_incoming_shutdown(incoming, c.cancelled_owned())
                 .await
                 .map_err(|e| Error::Serve { what: "cluster gRPC", message: e.to_string() })
@@ -136,10 +153,13 @@ impl Node {
             interval: Config::ms(config.health_check_interval_ms.max(50)),
             ..HealthSettings::default()
         };
-        let members = config.static_members()?;
-        let me = config.self_address();
-        let responsible: Responsible =
-            Arc::new(move |k| members.is_empty() || health::responsible_member(k, &members).is_some_and(|m| *m == me));
+        let mb = membership.clone();
+        let responsible: Responsible = Arc::new(move |k| {
+            // Members known to be DOWN check nothing; their services move to live members.
+            let members: Vec<String> =
+                mb.current().addresses().into_iter().filter(|m| mb.state(m) != MemberState::Down).collect();
+            health::responsible_member(k, &members).is_none_or(|m| m == mb.self_address())
+        });
         tasks.spawn(async move {
             health::run(r, rep, responsible, health_settings, c).await;
             Ok(())
@@ -177,6 +197,11 @@ impl Node {
             config: config_service.clone(),
             replicator: replicator.clone(),
             raft: persist.raft.clone(),
+            membership: membership.clone(),
+            forwarder: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| Error::Serve { what: "HTTP forwarding client", message: e.to_string() })?,
         };
         let router = http::router(state);
         let c = cancel.clone();
@@ -225,12 +250,30 @@ impl Node {
         let raft = persist.raft.clone();
         // Ready once the cluster is formed and has a leader: writes can be taken.
         let (r, cfg, c, rdy) = (raft.clone(), config.clone(), cancel.clone(), ready.clone());
+        let (d, mb) = (distro.clone(), membership.clone());
         tasks.spawn(async move {
-            Persist::bootstrap(r, cfg, c).await?;
+            // Ready = caught up with Raft and holding every peer's ephemeral data.
+            let load = async {
+                if let Some(d) = &d {
+                    d.load_snapshot(&c).await;
+                }
+            };
+            let (persisted, ()) = tokio::join!(Persist::bootstrap(r, cfg, mb, c.clone()), load);
+            persisted?;
+            if c.is_cancelled() {
+                return Ok(());
+            }
             rdy.store(true, Ordering::Release);
-            tracing::info!("ready: raft has a leader");
+            tracing::info!("ready: raft has a leader and Distro data is loaded");
             Ok(())
         });
+        if config.auto_join && membership.is_discovered() {
+            let (r, mb, c) = (raft.clone(), membership.clone(), cancel.clone());
+            tasks.spawn(async move {
+                crate::membership::autojoin::run(r, mb, c).await;
+                Ok(())
+            });
+        }
         tracing::info!(%http_addr, %grpc_addr, "cairn-node serving");
         Ok(Node {
             cancel,

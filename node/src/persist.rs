@@ -1,9 +1,11 @@
 //! Starting the node's Raft: identity, state machine application, bootstrap of a standalone
 //! node (a one-member cluster), and the replicator every persistent write goes through.
 //!
-//! Bootstrap: a node without `--members` initialises a one-member cluster of itself exactly
-//! once (on an empty data dir; `initialize` is a no-op on a node that already has state). A
-//! restarted node finds its log, vote and membership in its data dir and resumes.
+//! Bootstrap (see [`Persist::bootstrap`]): a node without `--members` initialises a one-member
+//! cluster of itself exactly once (on an empty data dir; `initialize` is a no-op on a node that
+//! already has state); with a static or discovered member set only the member whose address
+//! sorts first forms the cluster. A restarted node finds its log, vote and membership in its
+//! data dir and resumes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use cairn_raft::{NodeIdentity, NodeInfo, RaftConfig, RaftNode};
 use crate::config::Config;
 use crate::configs::store::ConfigStore;
 use crate::error::{Error, Result};
+use crate::membership::{MembersSpec, Membership};
 use crate::metrics::Metrics;
 use crate::naming::Registry;
 use crate::naming::persist::NamingPersist;
@@ -58,51 +61,79 @@ impl Persist {
     }
 
     /// Forms the cluster exactly once, then waits until a leader is known and this node has
-    /// caught up with it.
+    /// caught up with it. A node that already has state (a restart) never initialises again.
     ///
     /// - Standalone: initialise a one-member cluster of this node (a no-op once it has state).
     /// - Static `--members`: only the member whose address sorts first (the *bootstrapper*) may
     ///   initialise, and only when every member answers and none belongs to a cluster yet; it
     ///   then initialises with all members' ids. Every other member waits to be contacted by the
-    ///   leader. A node that already has state (a restart) never initialises again.
-    pub async fn bootstrap(raft: Arc<RaftNode>, config: Arc<Config>, cancel: CancellationToken) -> Result<()> {
-        let members = config.static_members()?;
+    ///   leader.
+    /// - Discovered members (`file:`, `dns:`, `k8s:`): the same rule over the discovered set,
+    ///   re-evaluated as it changes, which must also hold at least `--bootstrap-expect` members
+    ///   and contain this node. Every other node waits to be added (by auto-join on the leader,
+    ///   or through the admin API).
+    pub async fn bootstrap(
+        raft: Arc<RaftNode>,
+        config: Arc<Config>,
+        membership: Membership,
+        cancel: CancellationToken,
+    ) -> Result<()> {
         let me = raft.id();
         let my_addr = Config::member_cluster_addr(&config.self_address());
-        let initialized = |r: &RaftNode| !r.metrics().voters.is_empty();
-        if members.is_empty() {
-            raft.initialize(BTreeMap::from([(me, NodeInfo::new(my_addr))])).await.map_err(raft_err("initialising"))?;
-        } else if members.first() == Some(&config.self_address()) {
-            while !initialized(&raft) {
-                let mut ids = BTreeMap::from([(me, NodeInfo::new(my_addr.clone()))]);
-                let (mut reachable, mut formed) = (true, false);
-                for m in members.iter().filter(|m| **m != config.self_address()) {
-                    let addr = Config::member_cluster_addr(m);
-                    match raft.peer_status(&addr).await {
-                        Ok(st) => {
-                            formed |= st.initialized;
-                            ids.insert(st.node_id, NodeInfo::new(addr));
+        match membership.spec() {
+            MembersSpec::Standalone => {
+                raft.initialize(BTreeMap::from([(me, NodeInfo::new(my_addr))]))
+                    .await
+                    .map_err(raft_err("initialising"))?;
+            }
+            MembersSpec::Static(members) => {
+                if members.first() == Some(&config.self_address()) {
+                    let mut log = Waiting::default();
+                    while !initialized(&raft) {
+                        match try_form(&raft, &config, members, &mut log).await? {
+                            Formation::Formed | Formation::Refused => break,
+                            Formation::Wait => {}
                         }
-                        Err(e) => {
-                            tracing::info!(member = %m, error = %e, "waiting for members before forming the cluster");
-                            reachable = false;
+                        if !pause(&cancel, Duration::from_secs(1)).await {
+                            return Ok(());
                         }
                     }
                 }
-                if formed {
-                    tracing::warn!(
-                        "another member already belongs to a cluster; not initialising (a wiped node must be re-added through membership changes)"
-                    );
-                    break;
+            }
+            MembersSpec::File(_) | MembersSpec::Dns(_) | MembersSpec::K8s(_) => {
+                if membership.first_discovery(&cancel).await.is_none() {
+                    return Ok(());
                 }
-                if reachable {
-                    tracing::info!(members = ids.len(), "forming the cluster");
-                    raft.initialize(ids).await.map_err(raft_err("initialising"))?;
-                    break;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = cancel.cancelled() => return Ok(()),
+                let mut log = Waiting::default();
+                while !initialized(&raft) {
+                    let found: Vec<String> = membership
+                        .discovered()
+                        .map(|d| {
+                            let mut a: Vec<String> = d.iter().map(|m| m.address.clone()).collect();
+                            a.sort();
+                            a.dedup();
+                            a
+                        })
+                        .unwrap_or_default();
+                    let me_addr = config.self_address();
+                    if !found.contains(&me_addr) {
+                        log.note(format!(
+                            "this node ({me_addr}) is not among the discovered members {found:?}; waiting"
+                        ));
+                    } else if found.first() != Some(&me_addr) {
+                        log.note(format!("{} sorts first and forms the cluster; waiting to be added", found[0]));
+                    } else if found.len() < config.bootstrap_expect {
+                        log.note(format!(
+                            "{} of --bootstrap-expect {} members discovered; waiting",
+                            found.len(),
+                            config.bootstrap_expect
+                        ));
+                    } else if let Formation::Formed = try_form(&raft, &config, &found, &mut log).await? {
+                        break;
+                    }
+                    if !pause(&cancel, Duration::from_secs(1)).await {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -118,4 +149,74 @@ impl Persist {
             }
         }
     }
+}
+
+fn initialized(r: &RaftNode) -> bool {
+    !r.metrics().voters.is_empty()
+}
+
+/// Sleeps for `d`; false when cancelled first.
+async fn pause(cancel: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+/// Logs a waiting reason once, not every retry.
+#[derive(Default)]
+struct Waiting(Option<String>);
+
+impl Waiting {
+    fn note(&mut self, why: String) {
+        if self.0.as_deref() != Some(why.as_str()) {
+            tracing::info!("bootstrap: {why}");
+            self.0 = Some(why);
+        }
+    }
+}
+
+/// Outcome of one attempt to form the cluster.
+enum Formation {
+    /// Initialised with every member.
+    Formed,
+    /// Another member already belongs to a cluster: this node must not form one.
+    Refused,
+    /// Some member did not answer yet.
+    Wait,
+}
+
+/// Forms the cluster of `members` (HTTP addresses, this node among them) when every member
+/// answers on its cluster port and none already belongs to a cluster.
+async fn try_form(raft: &RaftNode, config: &Config, members: &[String], log: &mut Waiting) -> Result<Formation> {
+    let me = config.self_address();
+    let mut ids = BTreeMap::from([(raft.id(), NodeInfo::new(Config::member_cluster_addr(&me)))]);
+    let mut missing = Vec::new();
+    let mut formed = Vec::new();
+    for m in members.iter().filter(|m| **m != me) {
+        let addr = Config::member_cluster_addr(m);
+        match raft.peer_status(&addr).await {
+            Ok(st) if st.initialized => formed.push(m.clone()),
+            Ok(st) => {
+                ids.insert(st.node_id, NodeInfo::new(addr));
+            }
+            Err(e) => {
+                tracing::debug!(member = %m, error = %e, "bootstrap: member not answering");
+                missing.push(m.clone());
+            }
+        }
+    }
+    if !formed.is_empty() {
+        log.note(format!(
+            "{formed:?} already belong to a cluster; not initialising (this node waits to be added; a wiped node is re-added through membership changes)"
+        ));
+        return Ok(Formation::Refused);
+    }
+    if !missing.is_empty() {
+        log.note(format!("waiting for {missing:?} to answer on their cluster ports before forming the cluster"));
+        return Ok(Formation::Wait);
+    }
+    tracing::info!(members = ids.len(), "forming the cluster");
+    raft.initialize(ids).await.map_err(raft_err("initialising"))?;
+    Ok(Formation::Formed)
 }

@@ -688,6 +688,7 @@ async fn validation_errors_are_400_with_a_message() {
     let without = |k: &str| -> Vec<(&'static str, String)> {
         base.iter().filter(|(bk, _)| *bk != k).map(|(a, b)| (*a, b.to_string())).collect()
     };
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
         ("empty dataId", with("dataId", ""), "dataId"),
         ("blank dataId", with("dataId", "   "), "dataId"),

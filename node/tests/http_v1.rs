@@ -831,6 +831,7 @@ async fn validation_errors_are_400_with_a_message() {
     let without =
         |k: &str| -> Vec<(&'static str, &'static str)> { base.iter().copied().filter(|(bk, _)| *bk != k).collect() };
 
+    #[allow(clippy::type_complexity)]
     let mut cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
         ("port 70000", with("port", "70000"), "port"),
         ("port -1", with("port", "-1"), "port"),

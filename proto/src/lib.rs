@@ -3,7 +3,7 @@
 //! [`nacos`] holds the Nacos client envelope (`Payload`, `Metadata`) and the two services
 //! `Request` and `BiRequestStream`, generated at build time from `proto/nacos_grpc_service.proto`.
 //! [`cluster`] holds Cairn's own peer-to-peer protocol (package `cairn.cluster`, service
-//! `RaftService`), generated from `proto/cairn_cluster.proto`.
+//! `RaftService`, `DistroService`), generated from `proto/cairn_cluster.proto`.
 
 pub mod codec;
 

@@ -127,27 +127,35 @@ impl Drop for HarnessProc {
 /// `127.0.0.1:port`, the holder is killed with SIGKILL, and the watcher must print `GONE`.
 /// Returns the time from the kill to the watcher reading the push.
 pub fn killed_client_disappears(h: &Harness, server: &str, service: &str, port: u16) -> Duration {
+    instance_across(h, server, server, service, port).1
+}
+
+/// [`killed_client_disappears`] with the holder connected to `hold_server` and the watcher to
+/// `watch_server` (in a cluster: different members, so the instance travels by Distro).
+/// Returns (holder's `REGISTERED` → watcher's `SEEN`, kill → watcher's `GONE`).
+pub fn instance_across(
+    h: &Harness,
+    hold_server: &str,
+    watch_server: &str,
+    service: &str,
+    port: u16,
+) -> (Duration, Duration) {
     let port = port.to_string();
-    let mut watch = h.spawn(server, "watch", &[service, "127.0.0.1", &port]);
-    let mut hold = h.spawn(server, "hold", &[service, "127.0.0.1", &port]);
-    assert!(
-        hold.wait_line("REGISTERED", Duration::from_secs(60)).is_some(),
-        "{}: hold failed: {:?}",
-        h.name,
-        hold.seen
-    );
-    assert!(
-        watch.wait_line("SEEN", Duration::from_secs(30)).is_some(),
-        "{}: watcher never saw the instance: {:?}",
-        h.name,
-        watch.seen
-    );
+    let mut watch = h.spawn(watch_server, "watch", &[service, "127.0.0.1", &port]);
+    let mut hold = h.spawn(hold_server, "hold", &[service, "127.0.0.1", &port]);
+    let registered = hold.wait_line("REGISTERED", Duration::from_secs(60));
+    let registered = registered.unwrap_or_else(|| panic!("{}: hold on {hold_server} failed: {:?}", h.name, hold.seen));
+    let seen = watch.wait_line("SEEN", Duration::from_secs(30));
+    let seen = seen.unwrap_or_else(|| {
+        panic!("{}: watcher on {watch_server} never saw the instance held on {hold_server}: {:?}", h.name, watch.seen)
+    });
     let killed = Instant::now();
     hold.kill9();
     let gone = watch.wait_line("GONE", Duration::from_secs(30));
-    let gone =
-        gone.unwrap_or_else(|| panic!("{}: the killed client's instance was not removed: {:?}", h.name, watch.seen));
-    gone.saturating_duration_since(killed)
+    let gone = gone.unwrap_or_else(|| {
+        panic!("{}: the killed client's instance was not removed on {watch_server}: {:?}", h.name, watch.seen)
+    });
+    (seen.saturating_duration_since(registered), gone.saturating_duration_since(killed))
 }
 
 /// A config write on `write_server` must reach a listener connected to `listen_server`.

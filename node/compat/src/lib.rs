@@ -14,7 +14,7 @@ mod node_proc;
 
 pub use clients::{go_harness, java_harness, rust_harness};
 pub use cluster::{Cluster, free_port_on};
-pub use harness::{CONFIG_GROUP, Harness, HarnessProc, config_push_across, killed_client_disappears};
+pub use harness::{CONFIG_GROUP, Harness, HarnessProc, config_push_across, instance_across, killed_client_disappears};
 pub use node_proc::{NodeProc, node_binary};
 
 /// True when `CAIRN_REQUIRE_ALL=1`: every "tool missing" skip becomes a failure.

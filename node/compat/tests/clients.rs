@@ -4,13 +4,15 @@
 //! Per client, on a standalone node: naming (register, list, service list, subscribe, pushes on
 //! register/deregister, a SIGKILLed client's instance removed with a push) and config (get
 //! absent, listen, publish, get, change pushed to the listener, remove). Then, on a 3-node
-//! cluster (127.0.0.1/.2/.3): a config published through node 1 reaches a listener connected to
-//! node 3.
+//! cluster (127.0.0.1/.2/.3): an instance held by a client connected to node 1 is pushed to a
+//! subscriber connected to node 3 (Distro), and its removal after a SIGKILL of the holder too;
+//! a config published through node 1 reaches a listener connected to node 3.
 
 use std::time::Duration;
 
 use cairn_compat::{
-    Cluster, Harness, NodeProc, config_push_across, go_harness, java_harness, killed_client_disappears, rust_harness,
+    Cluster, Harness, NodeProc, config_push_across, go_harness, instance_across, java_harness,
+    killed_client_disappears, rust_harness,
 };
 
 /// Killed client → removal push received by another client process. The server side is held to
@@ -18,6 +20,12 @@ use cairn_compat::{
 const KILL_TO_PUSH: Duration = Duration::from_secs(2);
 /// Publish acknowledged → listener in another process notified (same node or across nodes).
 const PUBLISH_TO_NOTIFY: Duration = Duration::from_secs(2);
+/// Registered on node 1 → pushed to a subscriber on node 3: Distro's 1 s batching delay plus
+/// the 2 s budget for the whole trip.
+const REGISTER_TO_REMOTE_PUSH: Duration = Duration::from_secs(2);
+/// Holder on node 1 killed → removal pushed by node 3 (connection loss noticed at once on node
+/// 1, then one Distro batch).
+const KILL_TO_REMOTE_PUSH: Duration = Duration::from_secs(3);
 
 fn check_client(h: &Harness, tag: &str, port: u16) {
     let node = NodeProc::start(&[]);
@@ -34,6 +42,16 @@ fn check_client(h: &Harness, tag: &str, port: u16) {
     drop(node);
 
     let cluster = Cluster::start3();
+    let (seen, gone) = instance_across(
+        h,
+        &cluster.server_addr(0),
+        &cluster.server_addr(2),
+        &format!("compat-{tag}-distro"),
+        port + 50,
+    );
+    eprintln!("{}: instance held via node 1 pushed by node 3 after {seen:?}; removal after {gone:?}", h.name);
+    assert!(seen <= REGISTER_TO_REMOTE_PUSH, "{}: cross-node instance push took {seen:?}", h.name);
+    assert!(gone <= KILL_TO_REMOTE_PUSH, "{}: cross-node removal push took {gone:?}", h.name);
     let took = config_push_across(h, &cluster.server_addr(0), &cluster.server_addr(2), &format!("compat-{tag}-across"));
     eprintln!("{}: config published via node 1 reached a listener on node 3 after {took:?}", h.name);
     assert!(took <= PUBLISH_TO_NOTIFY, "{}: cross-node notification took {took:?}", h.name);

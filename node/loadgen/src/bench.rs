@@ -29,6 +29,12 @@ pub enum Phase {
     ConfigGet,
     /// ConfigChangeNotifyRequest latency.
     ConfigPush,
+    /// Cluster convergence: changes made on `--server`, pushed to subscribers connected to the
+    /// first `--extra-servers` entry (the change travels by Distro).
+    Distro,
+    /// After register: start a new member (`--join-bin`, `--join-args`) and time until it is
+    /// ready, then read how many instances it holds.
+    Join,
 }
 
 /// The workload (shared by `run` and `compare`).
@@ -89,6 +95,15 @@ pub struct Workload {
     /// Tokio worker threads of the load generator.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Join phase: the `cairn-node` binary of the joining member.
+    #[arg(long)]
+    pub join_bin: Option<std::path::PathBuf>,
+    /// Join phase: its arguments, separated by spaces.
+    #[arg(long, allow_hyphen_values = true)]
+    pub join_args: Option<String>,
+    /// Join phase: its HTTP address `host:port` (readiness and instance count are read there).
+    #[arg(long)]
+    pub join_http: Option<String>,
 }
 
 /// Where to send the load.
@@ -281,6 +296,10 @@ pub struct Results {
     pub config_get: Option<crate::config::ConfigOpFig>,
     /// Config change notification latency.
     pub config_push: Option<crate::config::ConfigPushFig>,
+    /// Cross-member push latency (Distro).
+    pub distro: Option<PushFig>,
+    /// A new member loading the data set.
+    pub join: Option<crate::join::JoinFig>,
     /// Memory (needs the server pid).
     pub memory: Option<MemFig>,
     /// Server→client requests answered on the streams, by type.
@@ -455,9 +474,40 @@ pub async fn run(t: &Target, w: &Workload) -> anyhow::Result<Results> {
             res.query = Some(fig);
         }
     }
+    if w.phases.contains(&Phase::Join) {
+        eprintln!("[{}] join: starting a new member ...", t.label);
+        match crate::join::run(w).await {
+            Ok(fig) => {
+                eprintln!(
+                    "[{}]   ready after {:.0} ms holding {} instances",
+                    t.label, fig.ready_ms, fig.instances_when_ready
+                );
+                res.join = Some(fig);
+            }
+            Err(e) => errors.add_text(format!("join: {e:#}")),
+        }
+    }
+    if w.phases.contains(&Phase::Distro) {
+        match t.extra.first() {
+            Some((host, port)) => {
+                let sub_ep = conn::endpoint(host, *port)?;
+                eprintln!(
+                    "[{}] distro: {} subscribers on {host}:{port}, {} changes on the server ...",
+                    t.label, w.subscribers, w.changes
+                );
+                let fig = push(&sub_ep, &ep, w, timeout, &shared, &errors).await;
+                eprintln!(
+                    "[{}]   p50 {:.1} ms p99 {:.1} ms, visible p99 {:.1} ms, {} of {} pushes missed",
+                    t.label, fig.latency.p50_ms, fig.latency.p99_ms, fig.visibility.p99_ms, fig.missed, fig.expected
+                );
+                res.distro = Some(fig);
+            }
+            None => eprintln!("[{}] distro phase needs --extra-servers (the subscribers' member); skipped", t.label),
+        }
+    }
     if w.phases.contains(&Phase::Push) {
         eprintln!("[{}] push latency: {} subscribers, {} changes ...", t.label, w.subscribers, w.changes);
-        let fig = push(&ep, w, timeout, &shared, &errors).await;
+        let fig = push(&ep, &ep, w, timeout, &shared, &errors).await;
         eprintln!(
             "[{}]   p50 {:.1} ms p99 {:.1} ms, {} of {} pushes missed",
             t.label, fig.latency.p50_ms, fig.latency.p99_ms, fig.missed, fig.expected
@@ -659,9 +709,18 @@ fn attribute(events: &[conn::PushEvent], sent: &[Option<Instant>], subs: usize) 
     got
 }
 
-async fn push(ep: &Endpoint, w: &Workload, timeout: Duration, shared: &Arc<Shared>, errors: &Errors) -> PushFig {
+/// Subscribers connect to `sub_ep`, the changes go to `pub_ep` (the same server, or another
+/// member of a cluster).
+async fn push(
+    sub_ep: &Endpoint,
+    pub_ep: &Endpoint,
+    w: &Workload,
+    timeout: Duration,
+    shared: &Arc<Shared>,
+    errors: &Errors,
+) -> PushFig {
     let sink = Arc::new(PushSink { service: PUSH_SERVICE.to_owned(), config: false, events: Mutex::new(Vec::new()) });
-    let (subs, _) = open_many(ep, w.subscribers, w.connect_parallelism, shared, Some(sink.clone()), errors).await;
+    let (subs, _) = open_many(sub_ep, w.subscribers, w.connect_parallelism, shared, Some(sink.clone()), errors).await;
     let n = subs.len();
     let subscribe_errors: usize = futures::stream::iter(subs.iter())
         .map(|c| async move {
@@ -682,7 +741,7 @@ async fn push(ep: &Endpoint, w: &Workload, timeout: Duration, shared: &Arc<Share
         .await
         .into_iter()
         .sum();
-    let publisher = match Conn::open(ep, usize::MAX, shared.clone(), None).await {
+    let publisher = match Conn::open(pub_ep, usize::MAX, shared.clone(), None).await {
         Ok(c) => c,
         Err(e) => {
             errors.add_text(format!("push publisher connect: {e:#}"));

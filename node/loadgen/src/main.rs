@@ -8,6 +8,7 @@ mod bench;
 mod compare;
 mod config;
 mod conn;
+mod join;
 mod procfs;
 mod report;
 

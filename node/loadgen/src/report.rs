@@ -67,6 +67,20 @@ pub fn figures(r: &Results) -> Vec<Fig> {
     f("config_push_visible_p99_ms", "config change visible p99", "ms", Some(false), cn.map(|c| c.visibility.p99_ms));
     f("config_push_received", "config notifications received", "push", Some(true), cn.map(|c| c.received as f64));
     f("config_push_missed", "config notifications missed", "push", Some(false), cn.map(|c| c.missed as f64));
+    let d = r.distro.as_ref();
+    f("distro_p50_ms", "cross-member push latency p50", "ms", Some(false), d.map(|c| c.latency.p50_ms));
+    f("distro_p99_ms", "cross-member push latency p99", "ms", Some(false), d.map(|c| c.latency.p99_ms));
+    f("distro_visible_p99_ms", "cross-member change visible p99", "ms", Some(false), d.map(|c| c.visibility.p99_ms));
+    f("distro_missed", "cross-member pushes missed", "push", Some(false), d.map(|c| c.missed as f64));
+    let j = r.join.as_ref();
+    f("join_ready_ms", "new member start → ready", "ms", Some(false), j.map(|j| j.ready_ms));
+    f(
+        "join_instances",
+        "instances held by the new member when ready",
+        "inst",
+        Some(true),
+        j.map(|j| j.instances_when_ready as f64),
+    );
     let m = r.memory.as_ref();
     f("rss_idle_mib", "server RSS idle", "MiB", Some(false), m.map(|m| m.rss_idle_mib));
     f(

@@ -9,4 +9,5 @@ pub mod validate;
 
 pub use dirty::{DirtySet, PushTask};
 pub use model::{ClientId, Instance, ServiceKey, ServiceMeta};
+pub use registry::replica::ClientData;
 pub use registry::{Registry, Settings};

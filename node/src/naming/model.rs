@@ -114,6 +114,15 @@ pub enum ClientId {
     Beat(Arc<str>),
     /// Persistent instances of `ip:port`, kept in Raft (no liveness; health from active checks).
     Persistent(Arc<str>),
+    /// A client owned by another node, replicated here by Distro: `owner|incarnation|local id`.
+    Remote(Arc<str>),
+}
+
+impl ClientId {
+    /// Whether this node owns the client's ephemeral data (and replicates it to peers).
+    pub fn is_local_ephemeral(&self) -> bool {
+        matches!(self, ClientId::Conn(_) | ClientId::Beat(_))
+    }
 }
 
 /// One instance as held by the registry.

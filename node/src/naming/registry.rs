@@ -60,8 +60,17 @@ impl ServiceState {
         if let Some(s) = &self.snapshot {
             return s.clone();
         }
-        let mut all: Vec<Arc<Instance>> = self.publishers.values().flat_map(|p| p.instances.iter().cloned()).collect();
-        all.sort_by(|a, b| (&a.ip, a.port, &a.cluster).cmp(&(&b.ip, b.port, &b.cluster)));
+        // One entry per endpoint even when two clients publish it (a client that moved to
+        // another member re-registers before the old member's copy expires): this node's own
+        // clients win over copies of other members' clients.
+        let mut all: Vec<(bool, &Arc<Instance>)> = self
+            .publishers
+            .iter()
+            .flat_map(|(c, p)| p.instances.iter().map(move |i| (matches!(c, ClientId::Remote(_)), i)))
+            .collect();
+        all.sort_by(|(ra, a), (rb, b)| (&a.ip, a.port, &a.cluster, ra).cmp(&(&b.ip, b.port, &b.cluster, rb)));
+        all.dedup_by(|(_, a), (_, b)| a.same_endpoint(&b.ip, b.port, &b.cluster));
+        let all: Vec<Arc<Instance>> = all.into_iter().map(|(_, i)| i.clone()).collect();
         let snap: Arc<[Arc<Instance>]> = all.into();
         self.snapshot = Some(snap.clone());
         snap
@@ -131,6 +140,9 @@ pub struct Registry {
     dirty: Arc<DirtySet>,
     metrics: Metrics,
     settings: Settings,
+    /// Locally owned clients changed since Distro last looked (only while tracking is on).
+    changed: Mutex<HashSet<ClientId>>,
+    tracking: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -143,6 +155,8 @@ impl Registry {
             dirty,
             metrics,
             settings,
+            changed: Mutex::default(),
+            tracking: Default::default(),
         }
     }
 
@@ -246,6 +260,7 @@ impl Registry {
             self.metrics.instances.add(delta);
         }
         self.index_publish(client, key, present);
+        self.touched(client);
         self.mark(key);
     }
 
@@ -268,6 +283,7 @@ impl Registry {
             self.metrics.instances.add(delta);
         }
         self.index_publish(client, key, true);
+        self.touched(client);
         self.mark(key);
     }
 
@@ -298,6 +314,7 @@ impl Registry {
         if now_empty {
             self.index_publish(client, key, false);
         }
+        self.touched(client);
         self.mark(key);
         true
     }
@@ -336,6 +353,9 @@ impl Registry {
         let Some(ix) = self.clients.lock().remove(client) else {
             return;
         };
+        if !ix.published.is_empty() {
+            self.touched(client);
+        }
         for key in &ix.published {
             if let Some(svc) = self.get(key) {
                 let mut s = svc.lock();
@@ -387,23 +407,27 @@ impl Registry {
         let Some(svc) = self.get(key) else {
             return false;
         };
-        let mut found = false;
+        let mut touched = Vec::new();
         {
             let mut s = svc.lock();
-            for p in s.publishers.values_mut() {
+            // Copies of other nodes' clients change only through their owners.
+            for (client, p) in s.publishers.iter_mut().filter(|(c, _)| !matches!(c, ClientId::Remote(_))) {
                 for i in p.instances.iter_mut().filter(|i| i.same_endpoint(ip, port, cluster)) {
                     f(Arc::make_mut(i));
-                    found = true;
+                    touched.push(client.clone());
                 }
             }
-            if found {
+            if !touched.is_empty() {
                 s.changed(0);
             }
         }
-        if found {
+        for c in &touched {
+            self.touched(c);
+        }
+        if !touched.is_empty() {
             self.mark(key);
         }
-        found
+        !touched.is_empty()
     }
 
     /// All instances of a service and its protect threshold (for pushes outside gRPC).
@@ -450,6 +474,7 @@ impl Registry {
             }
         }
         if revived {
+            self.touched(client);
             self.mark(key);
         }
         true
@@ -457,6 +482,7 @@ impl Registry {
 }
 
 mod maintenance;
+pub mod replica;
 mod services;
 #[cfg(test)]
 mod tests;

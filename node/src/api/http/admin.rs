@@ -47,7 +47,7 @@ pub fn routes() -> Router<HttpState> {
 }
 
 /// HTTP `host:port` of a member from its cluster address (`port − 1001`).
-pub(super) fn http_addr(cluster_addr: &str) -> String {
+pub(crate) fn http_addr(cluster_addr: &str) -> String {
     match cluster_addr.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
         Some((h, p)) => format!("{h}:{}", p.saturating_sub(CLUSTER_GRPC_OFFSET)),
         None => cluster_addr.to_owned(),
@@ -65,13 +65,13 @@ fn role_name(r: NodeRole) -> &'static str {
 }
 
 /// The leader's view of one member.
-pub(super) struct View {
-    matched: Option<u64>,
-    last_ack: Option<Duration>,
+pub(crate) struct View {
+    pub(crate) matched: Option<u64>,
+    pub(crate) last_ack: Option<Duration>,
 }
 
 /// Reachability and progress of every member, as the leader sees them (empty elsewhere).
-pub(super) fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
+pub(crate) fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
     let m = r.raft().metrics().borrow_watched().clone();
     let mut out = std::collections::BTreeMap::new();
     let me = r.id();
@@ -91,7 +91,7 @@ pub(super) fn leader_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View
 /// and every member given up to [`FRESH_ACK_WAIT`]). A member killed a moment ago still has an
 /// ack younger than [`REACHABLE_WITHIN`]; counting it could let a change append a joint
 /// configuration that needs it to commit — wedging the cluster until that member returns.
-async fn fresh_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
+pub(crate) async fn fresh_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
     let start = std::time::Instant::now();
     let _ = r.raft().trigger().heartbeat().await;
     loop {
@@ -108,7 +108,7 @@ async fn fresh_views(r: &RaftNode) -> std::collections::BTreeMap<u64, View> {
     }
 }
 
-pub(super) fn reachable(v: Option<&View>) -> bool {
+pub(crate) fn reachable(v: Option<&View>) -> bool {
     v.is_some_and(|v| v.last_ack.is_some_and(|d| d <= REACHABLE_WITHIN))
 }
 
@@ -193,7 +193,7 @@ fn id_param(p: &Params, k: &str) -> ApiResult<u64> {
 }
 
 /// Whether `voters` could still elect and commit: reachable voters ≥ majority.
-fn quorum_ok(voters: &BTreeSet<u64>, views: &std::collections::BTreeMap<u64, View>) -> bool {
+pub(crate) fn quorum_ok(voters: &BTreeSet<u64>, views: &std::collections::BTreeMap<u64, View>) -> bool {
     let up = voters.iter().filter(|id| reachable(views.get(id))).count();
     !voters.is_empty() && up > voters.len() / 2
 }

@@ -1,8 +1,9 @@
 //! The Nacos HTTP Open API on port P under `/nacos`, plus `/metrics`.
 
-mod admin;
+pub(crate) mod admin;
 mod config;
 mod core;
+pub(crate) mod forward;
 mod namespace;
 mod naming;
 mod params;
@@ -44,13 +45,17 @@ pub struct HttpState {
     pub replicator: Arc<dyn crate::replicate::Replicator>,
     /// The Raft node (membership admin API).
     pub raft: Arc<cairn_raft::RaftNode>,
+    /// Discovered cluster members and their health.
+    pub membership: crate::membership::Membership,
+    /// HTTP client forwarding v1 heartbeat-client writes to their owning member.
+    pub forwarder: reqwest::Client,
 }
 
 /// An HTTP error: status plus a plain-text body in Nacos's `caused: …;` form.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    message: String,
+    pub(super) status: StatusCode,
+    pub(super) message: String,
 }
 
 impl ApiError {

@@ -5,11 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::dto::{InstanceIn, NameStyle, ServiceInfoOut, service_key};
+use crate::api::http::forward::{forward, owner_elsewhere};
 use crate::api::http::{ApiError, ApiResult, HttpState, Params};
 use crate::error::Error;
 use crate::naming::model::{ClientId, DEFAULT_CLUSTER, Instance, ServiceKey, ServiceMeta, parse_clusters};
@@ -83,30 +86,38 @@ async fn naming_write(st: &HttpState, cmd: NamingCommand) -> ApiResult<NamingOut
     Ok(replicate::naming(&*st.replicator, cmd).await?)
 }
 
-async fn register(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
+const INSTANCE_PATH: &str = "/nacos/v1/ns/instance";
+
+async fn register(State(st): State<HttpState>, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let key = key(&p)?;
     let inst = instance_from_params(&p, &key)?;
     if inst.ephemeral {
+        if let Some(owner) = owner_elsewhere(&st, &headers, &key) {
+            return forward(&st, &owner, Method::POST, INSTANCE_PATH, &p).await;
+        }
         st.registry.upsert(&beat_client(&inst.ip, inst.port), &key, inst);
     } else {
         naming_write(&st, NamingCommand::Register { key, instance: inst }).await?;
     }
-    Ok("ok")
+    Ok("ok".into_response())
 }
 
-async fn deregister(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
+async fn deregister(State(st): State<HttpState>, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let key = key(&p)?;
     let (ip, port, cluster) = endpoint(&p)?;
     if p.bool("ephemeral", true)? {
+        if let Some(owner) = owner_elsewhere(&st, &headers, &key) {
+            return forward(&st, &owner, Method::DELETE, INSTANCE_PATH, &p).await;
+        }
         st.registry.remove_endpoint(&beat_client(&ip, port), &key, &ip, port, &cluster);
     } else {
         // Removing what is not there succeeds, as in Nacos.
         naming_write(&st, NamingCommand::Deregister { key, ip, port, cluster }).await?;
     }
-    Ok("ok")
+    Ok("ok".into_response())
 }
 
-async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'static str> {
+async fn update_instance(State(st): State<HttpState>, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let key = key(&p)?;
     let (ip, port, cluster) = endpoint(&p)?;
     let weight = p.opt("weight").map(|_| p.num("weight", 1.0f64)).transpose()?;
@@ -135,7 +146,7 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
         }
         validate::instance(&inst)?;
         naming_write(&st, NamingCommand::Register { key, instance: inst }).await?;
-        return Ok("ok");
+        return Ok("ok".into_response());
     }
     let found = st.registry.update_instance(&key, &ip, port, &cluster, |i| {
         if let Some(w) = weight {
@@ -149,9 +160,13 @@ async fn update_instance(State(st): State<HttpState>, p: Params) -> ApiResult<&'
         }
     });
     if !found {
+        // A v1 client's instance lives on the member owning the service.
+        if let Some(owner) = owner_elsewhere(&st, &headers, &key) {
+            return forward(&st, &owner, Method::PUT, INSTANCE_PATH, &p).await;
+        }
         return Err(Error::NotFound(format!("instance {ip}:{port} not found in {}", key.grouped_name())).into());
     }
-    Ok("ok")
+    Ok("ok".into_response())
 }
 
 async fn get_instance(State(st): State<HttpState>, p: Params) -> ApiResult<Json<Value>> {
@@ -209,8 +224,11 @@ struct BeatReply {
     light_beat_enabled: bool,
 }
 
-async fn beat(State(st): State<HttpState>, p: Params) -> ApiResult<Json<BeatReply>> {
+async fn beat(State(st): State<HttpState>, headers: HeaderMap, p: Params) -> ApiResult<Response> {
     let key = key(&p)?;
+    if let Some(owner) = owner_elsewhere(&st, &headers, &key) {
+        return forward(&st, &owner, Method::PUT, "/nacos/v1/ns/instance/beat", &p).await;
+    }
     let info: Option<BeatInfo> = p
         .opt("beat")
         .map(|b| {
@@ -248,7 +266,7 @@ async fn beat(State(st): State<HttpState>, p: Params) -> ApiResult<Json<BeatRepl
     } else {
         20404
     };
-    Ok(Json(BeatReply { client_beat_interval: interval, code, light_beat_enabled: true }))
+    Ok(Json(BeatReply { client_beat_interval: interval, code, light_beat_enabled: true }).into_response())
 }
 
 fn service_meta(p: &Params, base: ServiceMeta) -> ApiResult<ServiceMeta> {

@@ -17,6 +17,7 @@ impl Registry {
         let mut idle = Vec::new();
         for (key, svc) in services {
             let mut removed_clients = Vec::new();
+            let mut touched = Vec::new();
             let mut changed = false;
             let mut removed = 0i64;
             {
@@ -34,15 +35,19 @@ impl Registry {
                             )
                     });
                     removed += (before - p.instances.len()) as i64;
-                    changed |= p.instances.len() != before;
+                    let mut this_changed = p.instances.len() != before;
                     for i in p.instances.iter_mut() {
                         let limit =
                             Duration::from_millis(i.beat_timeout_ms(self.settings.beat_timeout.as_millis() as u64));
                         if i.healthy && silent >= limit {
                             Arc::make_mut(i).healthy = false;
-                            changed = true;
+                            this_changed = true;
                         }
                     }
+                    if this_changed {
+                        touched.push(client.clone());
+                    }
+                    changed |= this_changed;
                     if p.instances.is_empty() {
                         removed_clients.push(client.clone());
                     }
@@ -60,6 +65,9 @@ impl Registry {
             }
             for c in &removed_clients {
                 self.index_publish(c, &key, false);
+            }
+            for c in &touched {
+                self.touched(c);
             }
             if changed {
                 self.mark(&key);
