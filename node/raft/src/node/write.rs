@@ -30,6 +30,9 @@ enum Step<T> {
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
+/// Why a node that knows a leader's id but not its address cannot reach it.
+const NOT_A_MEMBER: &str = "no leader address known: this node is not a member of the cluster yet";
+
 impl RaftNode {
     /// Replicates `command` and returns the application's response once it is committed and
     /// applied (on the leader). On a follower the command is forwarded to the leader over gRPC.
@@ -118,6 +121,9 @@ impl RaftNode {
         remaining: Duration,
     ) -> Step<Vec<u8>> {
         let Some((leader_id, leader_node)) = leader else { return Step::Retry("no leader known".into()) };
+        if leader_id != self.id() && leader_node.cluster_addr.is_empty() {
+            return Step::Retry(NOT_A_MEMBER.into());
+        }
         if leader_id != self.id() {
             RaftStats::add(&self.inner.stats.writes_forwarded, 1);
             let forwarder = &self.inner.forwarder;
@@ -143,6 +149,9 @@ impl RaftNode {
 
     async fn read_index_once(&self, leader: Option<(NodeId, NodeInfo)>, remaining: Duration) -> Step<()> {
         let Some((leader_id, leader_node)) = leader else { return Step::Retry("no leader known".into()) };
+        if leader_id != self.id() && leader_node.cluster_addr.is_empty() {
+            return Step::Retry(NOT_A_MEMBER.into());
+        }
         if leader_id == self.id() {
             return match self.inner.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                 Ok(_) => Step::Done(Ok(())),
