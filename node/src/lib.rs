@@ -1,4 +1,4 @@
-//! Cairn registry node: a Nacos-compatible service registry (and, later, configuration center).
+//! Cairn registry node: a Nacos-compatible service registry and configuration center.
 //!
 //! Layers, top to bottom:
 //! - [`node`]: assembly, lifecycle and shutdown;
