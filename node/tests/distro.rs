@@ -1,4 +1,4 @@
-//! Distro with real processes: members on 127.0.0.1 ..= 127.0.0.4 (same HTTP port) found
+//! Distro with real processes: members on 127.0.0.1 ..= 127.0.0.5 (same HTTP port) found
 //! through a `file:` member list.
 //!
 //! - v1 heartbeat clients: writes sent to any member are forwarded to the member owning the
@@ -8,7 +8,8 @@
 //! - gRPC clients (the Rust `nacos-sdk`): a client whose member is killed reconnects to another
 //!   member and re-registers; every member then shows its instance exactly once, before and
 //!   after the dead member's copy expires.
-//! - A member joining a running cluster holds every instance by the time it reports ready.
+//! - A fifth member joining a running 4-member cluster holds every instance by the time it
+//!   reports ready.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -82,7 +83,7 @@ struct Cluster {
 impl Cluster {
     /// `n` members listed in a fresh members file, all started and ready.
     async fn start(n: u8) -> Cluster {
-        let ips: Vec<Ipv4Addr> = (1..=4).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+        let ips: Vec<Ipv4Addr> = (1..=5).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
         let port = cairn_compat::free_port_on(&ips);
         let file = std::env::temp_dir().join(format!("cairn-distro-{}-{port}.conf", std::process::id()));
         let members: Vec<Member> = ips.iter().map(|ip| Member::new(*ip, port, &file)).collect();
@@ -289,11 +290,11 @@ async fn grpc_client_moves_to_another_member_and_is_listed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_member_holds_every_instance_when_ready() {
-    let mut c = Cluster::start(3).await;
+    let mut c = Cluster::start(4).await;
     let (services, per) = (20usize, 100u16);
     for s in 0..services {
         for k in 0..per {
-            c.register(s % 3, &format!("distro-join-{s}"), "10.2.0.1", 10_000 + k).await;
+            c.register(s % 4, &format!("distro-join-{s}"), "10.2.0.1", 10_000 + k).await;
         }
     }
     let want: Vec<String> = {
@@ -304,12 +305,12 @@ async fn a_joining_member_holds_every_instance_when_ready() {
     for s in 0..services {
         c.wait_hosts(2, &format!("distro-join-{s}"), &want, Duration::from_secs(3)).await;
     }
-    c.write_file(4);
-    c.members[3].start();
-    let took = c.wait_ready(3, Duration::from_secs(40)).await;
-    eprintln!("the 4th member became ready {took:?} after it started");
+    c.write_file(5);
+    c.members[4].start();
+    let took = c.wait_ready(4, Duration::from_secs(40)).await;
+    eprintln!("the 5th member became ready {took:?} after it started");
     for s in 0..services {
-        let got = c.hosts(3, &format!("distro-join-{s}")).await;
+        let got = c.hosts(4, &format!("distro-join-{s}")).await;
         assert_eq!(got.len(), want.len(), "the new member was ready without all of distro-join-{s}");
     }
 }
