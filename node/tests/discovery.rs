@@ -9,70 +9,23 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
 const GROUP: &str = "DISC";
 /// Member probe interval given to the nodes (ms): fast enough to see SUSPICIOUS → DOWN quickly.
 const PROBE_MS: &str = "200";
 
-/// One node process.
-struct Node {
-    ip: String,
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    envs: Vec<(String, String)>,
-    child: Option<Child>,
-}
+#[path = "common/process.rs"]
+mod process;
 
-impl Node {
-    fn new(tag: &str, ip: &str, port: u16, args: &[&str]) -> Node {
-        let dir = std::env::temp_dir().join(format!("cairn-disc-{tag}-{}-{port}-{ip}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let args = args.iter().map(|s| s.to_string()).collect();
-        Node { ip: ip.into(), port, dir, args, envs: Vec::new(), child: None }
-    }
+/// A node probing its members every [`PROBE_MS`].
+type Node = process::TestNode;
 
-    fn start(&mut self) {
-        let child = Command::new(BIN)
-            .args(["--bind", &self.ip, "--http-port", &self.port.to_string(), "--member-probe-ms", PROBE_MS])
-            .args(&self.args)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("CAIRN_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "error".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn cairn-node");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}:{}", self.ip, self.port)
-    }
-
-    fn addr(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn node(tag: &str, ip: &str, port: u16, args: &[&str]) -> Node {
+    Node::new(&format!("disc-{tag}"), ip, port, &[&["--member-probe-ms", PROBE_MS][..], args].concat())
 }
 
 fn client() -> reqwest::Client {
@@ -188,7 +141,7 @@ async fn file_members_form_grow_shrink_and_track_health() {
     let conf_arg = format!("file:{}", conf.display());
     // The first three lines; the default port applies to a line without one.
     write_conf(&conf, &[format!("{}:{port}", ips[0]), ips[1].clone(), format!("{}:{port}  # third", ips[2])]);
-    let mut nodes: Vec<Node> = ips.iter().map(|ip| Node::new("file", ip, port, &["--members", &conf_arg])).collect();
+    let mut nodes: Vec<Node> = ips.iter().map(|ip| node("file", ip, port, &["--members", &conf_arg])).collect();
     let c = client();
     for n in &mut nodes[..3] {
         n.start();
@@ -402,9 +355,9 @@ async fn dns_members_follow_a_and_srv_answers() {
     let server = dns.addr.to_string();
     let common = ["--dns-server", &server, "--dns-refresh-ms", "200"];
     // Node 1 resolves A records, node 2 SRV records: the same two members either way.
-    let mut a_node = Node::new("dns", "127.0.0.1", port, &[&["--members", "dns:cairn.test"][..], &common].concat());
+    let mut a_node = node("dns", "127.0.0.1", port, &[&["--members", "dns:cairn.test"][..], &common].concat());
     let mut srv_node =
-        Node::new("dns", "127.0.0.2", port, &[&["--members", "dns:_http._tcp.cairn.test"][..], &common].concat());
+        node("dns", "127.0.0.2", port, &[&["--members", "dns:_http._tcp.cairn.test"][..], &common].concat());
     let c = client();
     a_node.start();
     srv_node.start();
@@ -541,7 +494,7 @@ mod k8s {
         create(&pods, &other).await;
         cairn_kube_testkit::set_pod_status(&client, NS, "other", running(&ips[2])).await.expect("status other");
 
-        let mut node = Node::new("k8s", "127.0.0.1", port, &["--members", "k8s:app=x", "--auto-join=false"]);
+        let mut node = node("k8s", "127.0.0.1", port, &["--members", "k8s:app=x", "--auto-join=false"]);
         node.envs.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
         node.envs.push(("CAIRN_NAMESPACE".into(), NS.into()));
         node.start();

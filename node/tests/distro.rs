@@ -13,65 +13,43 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
 const EXPIRE_MS: u64 = 2_000;
 
-struct Member {
-    ip: Ipv4Addr,
-    port: u16,
-    dir: PathBuf,
-    members: String,
-    child: Option<Child>,
-}
+#[path = "common/process.rs"]
+mod process;
 
-impl Member {
-    fn new(ip: Ipv4Addr, port: u16, members_file: &std::path::Path) -> Member {
-        let dir = std::env::temp_dir().join(format!("cairn-distro-{}-{port}-{ip}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Member { ip, port, dir, members: format!("file:{}", members_file.display()), child: None }
-    }
+use process::TestNode as Member;
 
-    fn start(&mut self) {
-        let child = Command::new(BIN)
-            .args(["--bind", &self.ip.to_string(), "--http-port", &self.port.to_string()])
-            .args(["--members", &self.members, "--bootstrap-expect", "3"])
-            .args(["--distro-verify-ms", "500", "--distro-expire-ms", &EXPIRE_MS.to_string()])
-            .args(["--member-probe-ms", "300", "--beat-timeout-ms", "600000", "--ip-delete-timeout-ms", "600000"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("CAIRN_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "error".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn cairn-node");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr())
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A member found through the members file, with fast Distro timings and v1 instances that
+/// never expire by themselves during the test.
+fn member(ip: Ipv4Addr, port: u16, members_file: &std::path::Path) -> Member {
+    let members = format!("file:{}", members_file.display());
+    let expire = EXPIRE_MS.to_string();
+    Member::new(
+        "distro",
+        &ip.to_string(),
+        port,
+        &[
+            "--members",
+            &members,
+            "--bootstrap-expect",
+            "3",
+            "--distro-verify-ms",
+            "500",
+            "--distro-expire-ms",
+            &expire,
+            "--member-probe-ms",
+            "300",
+            "--beat-timeout-ms",
+            "600000",
+            "--ip-delete-timeout-ms",
+            "600000",
+        ],
+    )
 }
 
 struct Cluster {
@@ -86,7 +64,7 @@ impl Cluster {
         let ips: Vec<Ipv4Addr> = (1..=5).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
         let port = cairn_compat::free_port_on(&ips);
         let file = std::env::temp_dir().join(format!("cairn-distro-{}-{port}.conf", std::process::id()));
-        let members: Vec<Member> = ips.iter().map(|ip| Member::new(*ip, port, &file)).collect();
+        let members: Vec<Member> = ips.iter().map(|ip| member(*ip, port, &file)).collect();
         let mut c = Cluster {
             members,
             file,

@@ -7,69 +7,16 @@
 //! every live member at the end.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
 const GROUP: &str = "MEMB";
 
-struct Member {
-    ip: String,
-    port: u16,
-    dir: PathBuf,
-    members: String,
-    child: Option<Child>,
-}
+#[path = "common/process.rs"]
+mod process;
 
-impl Member {
-    fn new(ip: &str, port: u16, members: String) -> Member {
-        let dir = std::env::temp_dir().join(format!("cairn-memb-{}-{port}-{ip}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Member { ip: ip.into(), port, dir, members, child: None }
-    }
-
-    fn start(&mut self) {
-        let child = Command::new(BIN)
-            .args(["--bind", &self.ip, "--http-port", &self.port.to_string(), "--members", &self.members])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("CAIRN_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "error".into()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn cairn-node");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn alive(&self) -> bool {
-        self.child.is_some()
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}:{}", self.ip, self.port)
-    }
-
-    /// The HTTP `host:port` members are known by.
-    fn addr(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use process::TestNode as Member;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
@@ -253,7 +200,7 @@ async fn membership_admin_scale_up_transfer_scale_down_and_quorum_refusal() {
         .enumerate()
         .map(|(i, ip)| {
             let list = if i < 3 { initial.clone() } else { format!("{initial},{ip}:{port}") };
-            Member::new(ip, port, list)
+            Member::new("memb", ip, port, &["--members", &list])
         })
         .collect();
     let c = client();

@@ -247,8 +247,8 @@ impl Distro {
             return;
         }
         let payload = Arc::new(wire::encode(&self.owned.verify()));
-        for peer in peers.to_vec() {
-            let (me, payload) = (self.clone(), payload.clone());
+        for peer in peers {
+            let (me, payload, peer) = (self.clone(), payload.clone(), peer.clone());
             tokio::spawn(async move {
                 match me.peers.verify(&peer, payload.to_vec()).await {
                     Ok(reply) => {
