@@ -47,11 +47,6 @@ impl Registry {
         out
     }
 
-    /// Every client with publications that matches `f`.
-    pub fn clients_where(&self, f: impl Fn(&ClientId) -> bool) -> Vec<ClientId> {
-        self.clients.lock().iter().filter(|(c, ix)| !ix.published.is_empty() && f(c)).map(|(c, _)| c.clone()).collect()
-    }
-
     /// Makes `client`'s publication exactly `data`: services missing from it lose the client's
     /// instances. Used for copies of other nodes' clients.
     pub fn replace_client(&self, client: &ClientId, data: ClientData) {
