@@ -223,6 +223,7 @@ async fn naming_requests_and_pushes() {
     let n = node(&[]);
     let mut sub = Client::connect(&n).await;
     sub.setup(false).await;
+    let subscribing = Instant::now();
     let (ty, b) = sub
         .call(
             "SubscribeServiceRequest",
@@ -233,6 +234,7 @@ async fn naming_requests_and_pushes() {
     assert_eq!(b["serviceInfo"]["name"], "orders");
     assert_eq!(b["serviceInfo"]["groupName"], "DEFAULT_GROUP");
     assert_eq!(hosts(&b["serviceInfo"]).len(), 0);
+    let reply_ref_time = b["serviceInfo"]["lastRefTime"].as_i64().expect("lastRefTime");
 
     let mut publ = Client::connect(&n).await;
     publ.setup(false).await;
@@ -247,6 +249,12 @@ async fn naming_requests_and_pushes() {
     let (ty, b) = publ.call("BatchInstanceRequest", batch).await;
     assert_eq!((ty.as_str(), b["type"].as_str()), ("BatchInstanceResponse", Some("batchRegisterInstance")));
     let push = sub.expect_push("NotifySubscriberRequest", Duration::from_secs(2)).await.expect("push");
+    // A change right after subscribing reaches the new subscriber only after the settle window,
+    // so the push can never overtake the subscribe reply in a client; it is also newer.
+    let after = subscribing.elapsed();
+    assert!(after >= Duration::from_millis(500), "push {after:?} after subscribing, inside the settle window");
+    let push_ref_time = push["serviceInfo"]["lastRefTime"].as_i64().expect("lastRefTime");
+    assert!(push_ref_time > reply_ref_time, "push must be newer than the subscribe reply");
     let mut got = hosts(&push["serviceInfo"]);
     got.sort();
     assert_eq!(got, vec!["10.0.0.1:80", "10.0.0.2:80"], "disabled instances are not pushed");

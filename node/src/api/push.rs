@@ -2,6 +2,14 @@
 //! every gRPC subscriber (and UDP packets to v1 subscribers). One ServiceInfo is rendered per
 //! distinct cluster filter, not per subscriber. A push that is not acknowledged in time is
 //! counted as failed and retried with the then-current data.
+//!
+//! A change that happens within [`SUBSCRIBE_SETTLE`] of a connection's subscribe is pushed to
+//! that connection only when the window ends. Clients handle the subscribe reply and pushes on
+//! different threads, and the Java client stores whatever it handles last, even data older than
+//! what it holds (it only skips the change event). A push overtaking the subscribe reply would
+//! leave the client holding the reply's older instance list, and the next real change could then
+//! look like no change at all. Nacos delays every push by 500 ms (`pushTaskDelay`); Cairn delays
+//! only pushes to fresh subscriptions, by the same amount.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +23,9 @@ use crate::metrics::Metrics;
 use crate::naming::model::{parse_clusters, select};
 use crate::naming::{PushTask, Registry, ServiceKey};
 use crate::remote::Connections;
+
+/// How long after a (re)subscribe changes are held back from that subscriber.
+pub const SUBSCRIBE_SETTLE: Duration = Duration::from_millis(500);
 
 /// Everything the dispatcher needs.
 pub struct Pusher {
@@ -47,7 +58,7 @@ impl Pusher {
                 if task.only.is_some() && full.contains(&task.key) {
                     continue;
                 }
-                self.push(&task);
+                self.push(&task, &cancel);
                 if task.only.is_none() {
                     self.udp.push(&task.key);
                 }
@@ -56,13 +67,21 @@ impl Pusher {
         }
     }
 
-    fn push(&self, task: &PushTask) {
+    fn push(&self, task: &PushTask, cancel: &CancellationToken) {
         let Some(view) = self.registry.push_view(&task.key) else {
             return;
         };
         let mut rendered: HashMap<&str, String> = HashMap::new();
-        for (conn, clusters) in &view.subscribers {
+        let mut settling: Vec<u64> = Vec::new();
+        let mut settle_at = std::time::Instant::now();
+        for (conn, clusters, since) in &view.subscribers {
             if task.only.is_some_and(|only| only != *conn) {
+                continue;
+            }
+            let ready_at = *since + SUBSCRIBE_SETTLE;
+            if ready_at > std::time::Instant::now() {
+                settling.push(*conn);
+                settle_at = settle_at.max(ready_at);
                 continue;
             }
             let fields = rendered.entry(clusters).or_insert_with(|| {
@@ -95,5 +114,24 @@ impl Pusher {
                 self.metrics.pushes.with_label_values(&["grpc", "failed"]).inc();
             }
         }
+        if !settling.is_empty() {
+            self.push_later(&task.key, settling, settle_at, cancel);
+        }
+    }
+
+    /// Queues a targeted push of `key` to each of `conns` at `at` (the end of their settle window).
+    fn push_later(&self, key: &ServiceKey, conns: Vec<u64>, at: std::time::Instant, cancel: &CancellationToken) {
+        let dirty = self.registry.dirty().clone();
+        let key = key.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until((at + Duration::from_millis(1)).into()) => {}
+                _ = cancel.cancelled() => return,
+            }
+            for conn in conns {
+                dirty.mark(PushTask { key: key.clone(), only: Some(conn) });
+            }
+        });
     }
 }

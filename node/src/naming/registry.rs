@@ -32,8 +32,8 @@ struct Publication {
 
 struct ServiceState {
     publishers: HashMap<ClientId, Publication>,
-    /// gRPC subscribers: connection → cluster filter.
-    subscribers: HashMap<u64, Arc<str>>,
+    /// gRPC subscribers: connection → (cluster filter, when it (re)subscribed).
+    subscribers: HashMap<u64, (Arc<str>, Instant)>,
     /// Other subscribers (v1 UDP push) interested in changes.
     watchers: u32,
     /// Explicit service settings (created through the service API), else implicit.
@@ -109,8 +109,8 @@ pub struct PushView {
     pub instances: Arc<[Arc<Instance>]>,
     /// Protect threshold when the service has explicit metadata.
     pub protect: Option<f32>,
-    /// Subscribers (connection, cluster filter).
-    pub subscribers: Vec<(u64, Arc<str>)>,
+    /// Subscribers (connection, cluster filter, when it (re)subscribed).
+    pub subscribers: Vec<(u64, Arc<str>, Instant)>,
 }
 
 /// Counts for `/v1/ns/operator/metrics`.
@@ -320,12 +320,13 @@ impl Registry {
     }
 
     /// Subscribes a gRPC connection. The subscription is in place before the caller reads the
-    /// current state for its reply, so every later change reaches it by push; no extra initial
-    /// push is sent (it would arrive with an older `lastRefTime` than the reply).
+    /// current state for its reply, so every later change reaches it by push (after the
+    /// dispatcher's settle window, see [`crate::api::push::SUBSCRIBE_SETTLE`]); no extra initial
+    /// push is sent when nothing changed.
     pub fn subscribe(&self, conn: u64, key: &ServiceKey, clusters: &str) {
         let (svc, key) = self.get_or_create(key);
         let key = &key;
-        let added = svc.lock().subscribers.insert(conn, clusters.into()).is_none();
+        let added = svc.lock().subscribers.insert(conn, (clusters.into(), Instant::now())).is_none();
         if added {
             self.metrics.subscribers.inc();
             self.clients.lock().entry(ClientId::Conn(conn)).or_default().subscribed.insert(key.clone());
@@ -448,7 +449,7 @@ impl Registry {
         Some(PushView {
             instances: s.instances(),
             protect: s.protect(),
-            subscribers: s.subscribers.iter().map(|(c, cl)| (*c, cl.clone())).collect(),
+            subscribers: s.subscribers.iter().map(|(c, (cl, at))| (*c, cl.clone(), *at)).collect(),
         })
     }
 
