@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::node_proc::{http_get_status, node_binary};
 
@@ -19,21 +19,40 @@ pub struct Cluster {
 }
 
 /// A port P with P, P+1000 and P+1001 free on each of `ips` (the three ports of a node).
+///
+/// P is taken below the kernel's ephemeral range (`ip_local_port_range`), so an outgoing
+/// connection of some other test can never occupy P+1000 or P+1001 between this probe and the
+/// node's bind. Ports handed out earlier in this process are never handed out again, so tests
+/// running in parallel get disjoint triples (a probe alone cannot see a port that another test
+/// has picked but whose node has not bound it yet).
 pub fn free_port_on(ips: &[std::net::Ipv4Addr]) -> u16 {
-    'outer: loop {
-        let p = TcpListener::bind("127.0.0.1:0").expect("probe").local_addr().expect("addr").port();
-        if !(1024..=64000).contains(&p) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()))
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.saturating_sub(1002).max(10_100));
+    let span = high - low;
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed = handed.get_or_insert_with(HashSet::new);
+    for k in 0..span {
+        let p = (low + (seed.wrapping_add(k.wrapping_mul(7)) % span)) as u16;
+        let triple = [p, p + 1000, p + 1001];
+        if triple.iter().any(|q| handed.contains(q)) {
             continue;
         }
-        for ip in ips {
-            for q in [p, p + 1000, p + 1001] {
-                if TcpListener::bind((*ip, q)).is_err() {
-                    continue 'outer;
-                }
-            }
+        let free = ips.iter().all(|ip| triple.iter().all(|q| TcpListener::bind((*ip, *q)).is_ok()));
+        if free {
+            handed.extend(triple);
+            return p;
         }
-        return p;
     }
+    panic!("no free port triple (P, P+1000, P+1001) in {low}..{high} on {ips:?}");
 }
 
 impl Cluster {

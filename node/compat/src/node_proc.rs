@@ -1,6 +1,6 @@
 //! A `cairn-node` child process for tests.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,25 +43,12 @@ fn spawn(bin: &Path, ip: Ipv4Addr, port: u16, data_dir: &Path, extra: &[String])
         .expect("spawn cairn-node")
 }
 
-fn free_port_pair(ip: Ipv4Addr) -> u16 {
-    loop {
-        let l = TcpListener::bind((ip, 0)).expect("bind probe");
-        let p = l.local_addr().expect("addr").port();
-        if !(1024..=64000).contains(&p) {
-            continue;
-        }
-        if TcpListener::bind((ip, p + 1000)).is_ok() && TcpListener::bind((ip, p + 1001)).is_ok() {
-            return p;
-        }
-    }
-}
-
 impl NodeProc {
     /// Starts `bin` on 127.0.0.1 with `extra` flags and waits (≤ 15 s) for readiness.
     pub fn start_with(bin: &Path, extra: &[&str]) -> NodeProc {
         let ip = Ipv4Addr::LOCALHOST;
         for _ in 0..5 {
-            let port = free_port_pair(ip);
+            let port = crate::cluster::free_port_on(&[ip]);
             let data_dir = std::env::temp_dir().join(format!(
                 "cairn-test-{}-{}",
                 std::process::id(),
