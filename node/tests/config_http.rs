@@ -5,14 +5,11 @@
 
 mod common;
 
-use common::{assert_bad_request, sample};
+use common::http::{Api, Pairs, Resp, TestNode};
+use common::{assert_bad_request, sample, wait_until};
 use std::future::Future;
-use std::ops::Deref;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn_compat::NodeProc;
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -24,68 +21,10 @@ const V2_CONFIG: &str = "/nacos/v2/cs/config";
 const NAMESPACES: &str = "/nacos/v1/console/namespaces";
 const G: &str = "DEFAULT_GROUP";
 
-type Pairs<'a> = &'a [(&'a str, &'a str)];
-
-/// One HTTP answer.
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, k: &str) -> Option<&str> {
-        self.headers.get(k).map(|v| v.to_str().expect("header is ASCII"))
-    }
-}
-
-/// An HTTP client for one node (cheap to clone into spawned tasks).
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
 impl Api {
-    /// Sends `method path?query` with an optional form body and extra headers.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: Pairs<'_>,
-        form: Option<Pairs<'_>>,
-        headers: Pairs<'_>,
-    ) -> Resp {
-        let mut rb = self.http.request(method.clone(), format!("{}{path}", self.base)).query(query);
-        if let Some(f) = form {
-            rb = rb.form(f);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        let resp = rb.send().await.unwrap_or_else(|e| panic!("{method} {path} {query:?}: {e}"));
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body: {e}"));
-        Resp { status, headers, body }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: Pairs<'_>,
-        form: Option<Pairs<'_>>,
-    ) -> (StatusCode, String) {
-        let r = self.send(method, path, query, form, &[]).await;
-        (r.status, r.body)
-    }
-
     /// A call that must answer 200 `true`.
     async fn ok_true(&self, method: Method, path: &str, query: Pairs<'_>, form: Option<Pairs<'_>>) {
-        let (status, body) = self.call(method.clone(), path, query, form).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path} {query:?} {form:?}: {body}");
-        assert_eq!(body, "true", "{method} {path} {query:?} {form:?}");
+        self.expect_body(method, path, query, form, "true").await;
     }
 
     /// v1 publish with a form body; must answer `true`.
@@ -115,19 +54,6 @@ impl Api {
         let r = self.get(query).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "GET {query:?} should be absent: {}", r.body);
         assert_eq!(r.body, "config data not exist");
-    }
-
-    /// A GET that must answer 200 with JSON.
-    async fn json(&self, path: &str, query: Pairs<'_>) -> Value {
-        let (status, body) = self.call(Method::GET, path, query, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
-    }
-
-    async fn text(&self, path: &str) -> String {
-        let (status, body) = self.call(Method::GET, path, &[], None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
     }
 
     async fn create_namespace(&self, id: &str, name: &str) {
@@ -164,26 +90,10 @@ impl Api {
     }
 }
 
-/// A running node plus an HTTP client for it.
-struct TestNode {
-    proc: NodeProc,
-    api: Api,
-}
-
-impl Deref for TestNode {
-    type Target = Api;
-    fn deref(&self) -> &Api {
-        &self.api
-    }
-}
-
 impl TestNode {
     fn start(extra: &[&str]) -> TestNode {
-        let proc = NodeProc::start_with(Path::new(env!("CARGO_BIN_EXE_cairn-node")), extra);
-        let base = proc.http_base();
         // Longer than the longest long-poll hold (29.5 s).
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("http client");
-        TestNode { proc, api: Api { base, http } }
+        TestNode::start_with_timeout(extra, Duration::from_secs(40))
     }
 }
 
@@ -232,21 +142,12 @@ fn parse_http_date(s: &str) -> i64 {
 }
 
 /// Polls `cond` every 50 ms until it holds; `None` after `limit`.
-async fn wait_for<F, Fut>(limit: Duration, mut cond: F) -> Option<Duration>
+async fn wait_for<F, Fut>(limit: Duration, cond: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    loop {
-        if cond().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Instant::now(), limit, Duration::from_millis(50), cond).await
 }
 
 /// A history record's `id` (nid): Nacos serialises longs of ConfigInfo as strings.
@@ -757,17 +658,7 @@ async fn content_limit_and_oversized_body() {
     // A body over --max-body-bytes: 413 before anything is parsed.
     let mut body = String::from("dataId=big.txt&group=DEFAULT_GROUP&content=");
     body.push_str(&"a".repeat(150_000 - body.len()));
-    let resp = node
-        .http
-        .post(format!("{}{CONFIGS}", node.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("oversized request");
-    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let text = resp.text().await.unwrap_or_default();
-    assert!(text.starts_with("caused: "), "413 body: {text:?}");
+    node.assert_body_too_large(CONFIGS, body).await;
 
     // Content over the limit that arrives in the query string (no body limit applies): 400.
     let huge = "b".repeat(50_001);

@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{assert_bad_request, sample};
+use common::http::{Pairs, TestNode};
+use common::{assert_bad_request, sample, wait_until};
 use std::future::Future;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cairn_compat::NodeProc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
@@ -20,53 +19,14 @@ const BEAT: &str = "/nacos/v1/ns/instance/beat";
 const SERVICE: &str = "/nacos/v1/ns/service";
 const SERVICE_LIST: &str = "/nacos/v1/ns/service/list";
 
-/// A running node plus an HTTP client for it.
-struct TestNode {
-    proc: NodeProc,
-    base: String,
-    http: reqwest::Client,
-}
-
-type Pairs<'a> = &'a [(&'a str, &'a str)];
-
 impl TestNode {
     fn start(extra: &[&str]) -> TestNode {
-        let proc = NodeProc::start_with(Path::new(env!("CARGO_BIN_EXE_cairn-node")), extra);
-        let base = proc.http_base();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
-        TestNode { proc, base, http }
-    }
-
-    /// Sends `method path?query` with an optional form body; returns status and body text.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: Pairs<'_>,
-        form: Option<Pairs<'_>>,
-    ) -> (StatusCode, String) {
-        let mut rb = self.http.request(method.clone(), format!("{}{path}", self.base)).query(query);
-        if let Some(f) = form {
-            rb = rb.form(f);
-        }
-        let resp = rb.send().await.unwrap_or_else(|e| panic!("{method} {path} {query:?}: {e}"));
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_else(|e| panic!("{method} {path}: reading body: {e}"));
-        (status, body)
+        TestNode::start_with_timeout(extra, Duration::from_secs(20))
     }
 
     /// A call that must answer 200 with the body `ok`.
     async fn ok(&self, method: Method, path: &str, query: Pairs<'_>, form: Option<Pairs<'_>>) {
-        let (status, body) = self.call(method.clone(), path, query, form).await;
-        assert_eq!(status, StatusCode::OK, "{method} {path} {query:?} {form:?}: {body}");
-        assert_eq!(body, "ok", "{method} {path}");
-    }
-
-    /// A GET that must answer 200 with JSON.
-    async fn json(&self, path: &str, query: Pairs<'_>) -> Value {
-        let (status, body) = self.call(Method::GET, path, query, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+        self.expect_body(method, path, query, form, "ok").await;
     }
 
     /// Registers with a form body.
@@ -97,12 +57,6 @@ impl TestNode {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("beat: not JSON ({e}): {body}"))
     }
 
-    async fn text(&self, path: &str) -> String {
-        let (status, body) = self.call(Method::GET, path, &[], None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
     async fn assert_ready(&self) {
         let (status, body) = self.call(Method::GET, "/nacos/v1/console/health/readiness", &[], None).await;
         assert_eq!(status, StatusCode::OK, "readiness: {body}");
@@ -110,21 +64,12 @@ impl TestNode {
 }
 
 /// Polls `cond` every 100 ms until it holds; returns the time since `since`, or `None` after `limit`.
-async fn wait_for<F, Fut>(since: Instant, limit: Duration, mut cond: F) -> Option<Duration>
+async fn wait_for<F, Fut>(since: Instant, limit: Duration, cond: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond().await {
-            return Some(since.elapsed());
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(since, limit, Duration::from_millis(100), cond).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -916,17 +861,7 @@ async fn oversized_body_is_413_and_node_keeps_serving() {
     let mut body = String::from("serviceName=big&ip=10.10.0.1&port=80&metadata=");
     body.push_str(&"a".repeat(limit + 1024 - body.len()));
     assert!(body.len() > limit);
-    let resp = node
-        .http
-        .post(format!("{}{INSTANCE}", node.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("oversized request");
-    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let text = resp.text().await.unwrap_or_default();
-    assert!(text.starts_with("caused: "), "413 body: {text:?}");
+    node.assert_body_too_large(INSTANCE, body).await;
 
     node.assert_ready().await;
     assert!(node.hosts(&[("serviceName", "big")]).await.is_empty());

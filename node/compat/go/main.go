@@ -95,24 +95,32 @@ func serverAddr() (string, uint64) {
 	return host, port
 }
 
-func newClient(tag string) naming_client.INamingClient {
+// clientParam creates a per-client temp dir (logs and cache) and returns the
+// parameters both client kinds share; extra adds the kind-specific options.
+func clientParam(tag string, extra ...constant.ClientOption) vo.NacosClientParam {
 	host, port := serverAddr()
 	dir, err := os.MkdirTemp(tempDir, tag+"-")
 	if err != nil {
 		fail("mkdtemp: %v", err)
 	}
-	cc := constant.NewClientConfig(
+	opts := []constant.ClientOption{
 		constant.WithNamespaceId(os.Getenv("CAIRN_NAMESPACE")),
 		constant.WithTimeoutMs(5000),
 		constant.WithNotLoadCacheAtStart(true),
-		constant.WithUpdateCacheWhenEmpty(true),
+	}
+	opts = append(opts, extra...)
+	opts = append(opts,
 		constant.WithLogDir(dir+string(os.PathSeparator)+"log"),
 		constant.WithCacheDir(dir+string(os.PathSeparator)+"cache"),
 		constant.WithLogLevel("warn"),
 	)
 	// gRPC port = HTTP port + 1000 (SDK default when GrpcPort is 0).
 	sc := []constant.ServerConfig{*constant.NewServerConfig(host, port)}
-	cli, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
+	return vo.NacosClientParam{ClientConfig: constant.NewClientConfig(opts...), ServerConfigs: sc}
+}
+
+func newClient(tag string) naming_client.INamingClient {
+	cli, err := clients.NewNamingClient(clientParam(tag, constant.WithUpdateCacheWhenEmpty(true)))
 	if err != nil {
 		fail("create naming client: %v", err)
 	}
@@ -122,43 +130,17 @@ func newClient(tag string) naming_client.INamingClient {
 // newConfigClient builds a config client. It connects lazily: the first
 // request (or the listen loop, every 5 s) creates the gRPC connection.
 func newConfigClient(tag string) config_client.IConfigClient {
-	host, port := serverAddr()
-	dir, err := os.MkdirTemp(tempDir, tag+"-")
-	if err != nil {
-		fail("mkdtemp: %v", err)
-	}
-	cc := constant.NewClientConfig(
-		constant.WithNamespaceId(os.Getenv("CAIRN_NAMESPACE")),
-		constant.WithTimeoutMs(5000),
-		constant.WithNotLoadCacheAtStart(true),
-		// On a failed query GetConfig would otherwise return the local cache file
-		// and hide the error.
-		constant.WithDisableUseSnapShot(true),
-		constant.WithLogDir(dir+string(os.PathSeparator)+"log"),
-		constant.WithCacheDir(dir+string(os.PathSeparator)+"cache"),
-		constant.WithLogLevel("warn"),
-	)
-	sc := []constant.ServerConfig{*constant.NewServerConfig(host, port)}
-	cli, err := clients.NewConfigClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
+	// On a failed query GetConfig would otherwise return the local cache file
+	// and hide the error.
+	cli, err := clients.NewConfigClient(clientParam(tag, constant.WithDisableUseSnapShot(true)))
 	if err != nil {
 		fail("create config client: %v", err)
 	}
 	return cli
 }
 
-func closeConfigClient(cli config_client.IConfigClient) {
-	done := make(chan struct{})
-	go func() {
-		cli.CloseClient()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-	}
-}
-
-func closeClient(cli naming_client.INamingClient) {
+// closeClient closes a naming or config client, giving up after 3 s.
+func closeClient(cli interface{ CloseClient() }) {
 	done := make(chan struct{})
 	go func() {
 		cli.CloseClient()
@@ -183,16 +165,22 @@ func newRecorder() *recorder {
 	return &recorder{notify: make(chan struct{}, 1)}
 }
 
+// signal wakes a waiter on ch (capacity 1) without blocking; a wake-up
+// already pending is enough.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 func (r *recorder) callback(instances []model.Instance, err error) {
 	cp := make([]model.Instance, len(instances))
 	copy(cp, instances)
 	r.mu.Lock()
 	r.lists = append(r.lists, cp)
 	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
+	signal(r.notify)
 }
 
 func (r *recorder) count() int {
@@ -437,10 +425,7 @@ func (c *contents) onChange(namespace, group, dataId, data string) {
 	c.mu.Lock()
 	c.list = append(c.list, data)
 	c.mu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
-	}
+	signal(c.notify)
 }
 
 // waitFor blocks until an entry at index >= from equals want, or the timeout
@@ -568,7 +553,7 @@ func configScenario(dataId, group string) {
 	emit("GET_REMOVED ok")
 
 	emit("CONFIG OK")
-	closeConfigClient(cli)
+	closeClient(cli)
 	succeed()
 }
 
@@ -587,7 +572,7 @@ func configListen(dataId, group, expected string) {
 	if _, ok := rec.waitFor(0, time.Until(deadline), expected, func(v string) { emit("GOT %s", oneLine(v)) }); !ok {
 		fail("timeout")
 	}
-	closeConfigClient(cli)
+	closeClient(cli)
 	succeed()
 }
 
@@ -595,7 +580,7 @@ func configPublish(dataId, group, content string) {
 	cli := newConfigClient("publish")
 	publish(cli, "publish", dataId, group, content)
 	emit("PUBLISHED")
-	closeConfigClient(cli)
+	closeClient(cli)
 	succeed()
 }
 
@@ -610,7 +595,7 @@ func configGet(dataId, group string) {
 	} else {
 		emit("ABSENT")
 	}
-	closeConfigClient(cli)
+	closeClient(cli)
 	succeed()
 }
 

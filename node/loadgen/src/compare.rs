@@ -123,35 +123,9 @@ async fn run_cairn(a: &CompareArgs, dir: &Path) -> anyhow::Result<Results> {
         .arg("--log")
         .arg("warn");
     eprintln!("[cairn] starting {} on 127.0.0.1:{port} (log {})", a.cairn_bin.display(), log.display());
-    let mut server = spawn(cmd, &log)?;
-    let pid = server.child.id();
-    let grpc = port + 1000;
-    if let Err(e) = wait_ready(
-        &mut server,
-        Some(("127.0.0.1", port, "/nacos/v1/console/health/readiness")),
-        grpc,
-        Duration::from_secs(a.ready_timeout_secs),
-    )
-    .await
-    {
-        stop(server).await;
-        return Err(e);
-    }
-    let t = Target {
-        label: "cairn".into(),
-        host: "127.0.0.1".into(),
-        http_port: port,
-        grpc_port: grpc,
-        pid,
-        extra: Vec::new(),
-    };
-    let r = bench::run(&t, &a.workload).await;
-    if let Ok(Some(status)) = server.child.try_wait() {
-        eprintln!("[cairn] server exited during the run with {status}; log tail:\n{}", tail(&log));
-    }
-    stop(server).await;
-    std::fs::remove_dir_all(&data).ok();
-    r
+    let server = spawn(cmd, &log)?;
+    let readiness = Some("/nacos/v1/console/health/readiness");
+    bench_server(a, "cairn", server, readiness, (port, port + 1000), &data).await
 }
 
 async fn run_rnacos(a: &CompareArgs, dir: &Path) -> anyhow::Result<Results> {
@@ -168,26 +142,34 @@ async fn run_rnacos(a: &CompareArgs, dir: &Path) -> anyhow::Result<Results> {
         .env("RNACOS_DATA_DIR", &data)
         .env("RUST_LOG", "warn");
     eprintln!("[r-nacos] starting {} on 127.0.0.1:{port} (log {})", a.rnacos_bin.display(), log.display());
-    let mut server = spawn(cmd, &log)?;
+    let server = spawn(cmd, &log)?;
+    bench_server(a, "r-nacos", server, None, (port, grpc), &data).await
+}
+
+/// Waits until the spawned `server` on loopback `(http_port, grpc_port)` is ready (the gRPC
+/// handshake, and a 200 from `readiness_path` over HTTP when given), runs the workload against
+/// it, then stops it and removes its data directory.
+async fn bench_server(
+    a: &CompareArgs,
+    label: &str,
+    mut server: Server,
+    readiness_path: Option<&str>,
+    (http_port, grpc_port): (u16, u16),
+    data: &Path,
+) -> anyhow::Result<Results> {
     let pid = server.child.id();
-    if let Err(e) = wait_ready(&mut server, None, grpc, Duration::from_secs(a.ready_timeout_secs)).await {
+    let http_check = readiness_path.map(|path| ("127.0.0.1", http_port, path));
+    if let Err(e) = wait_ready(&mut server, http_check, grpc_port, Duration::from_secs(a.ready_timeout_secs)).await {
         stop(server).await;
         return Err(e);
     }
-    let t = Target {
-        label: "r-nacos".into(),
-        host: "127.0.0.1".into(),
-        http_port: port,
-        grpc_port: grpc,
-        pid,
-        extra: Vec::new(),
-    };
+    let t = Target { label: label.into(), host: "127.0.0.1".into(), http_port, grpc_port, pid, extra: Vec::new() };
     let r = bench::run(&t, &a.workload).await;
     if let Ok(Some(status)) = server.child.try_wait() {
-        eprintln!("[r-nacos] server exited during the run with {status}; log tail:\n{}", tail(&log));
+        eprintln!("[{label}] server exited during the run with {status}; log tail:\n{}", tail(&server.log));
     }
     stop(server).await;
-    std::fs::remove_dir_all(&data).ok();
+    std::fs::remove_dir_all(data).ok();
     r
 }
 

@@ -160,7 +160,7 @@ pub async fn run_phases(
     let keys = w.config_keys.max(1);
     if want_publish && !conns.is_empty() {
         eprintln!("[{}] config-publish for {} s over {} keys ...", t.label, w.config_secs, keys);
-        let fig = publish(&conns, servers, w, timeout, errors, t.pid).await;
+        let fig = throughput(&conns, servers, w, timeout, errors, t.pid, true).await;
         eprintln!(
             "[{}]   {:.0} publishes/s, p50 {:.2} ms p99 {:.2} ms ({} errors)",
             t.label, fig.per_sec, fig.latency.p50_ms, fig.latency.p99_ms, fig.errors
@@ -174,7 +174,7 @@ pub async fn run_phases(
             prefill(&conns, keys, w, timeout, errors).await;
         }
         eprintln!("[{}] config-get for {} s ...", t.label, w.config_secs);
-        let fig = get(&conns, servers, w, timeout, errors, t.pid).await;
+        let fig = throughput(&conns, servers, w, timeout, errors, t.pid, false).await;
         eprintln!(
             "[{}]   {:.0} gets/s, p50 {:.2} ms p99 {:.2} ms ({} errors)",
             t.label, fig.per_sec, fig.latency.p50_ms, fig.latency.p99_ms, fig.errors
@@ -269,41 +269,19 @@ async fn timed(
     (lat, ok, failed, start.elapsed().as_secs_f64())
 }
 
-async fn publish(
+/// Runs one timed throughput phase (publish when `publish`, otherwise get) and measures it,
+/// with the CPU the server and this client used meanwhile.
+async fn throughput(
     conns: &Arc<Vec<Arc<Conn>>>,
     servers: usize,
     w: &Workload,
     timeout: Duration,
     errors: &Arc<Errors>,
     pid: Option<u32>,
+    publish: bool,
 ) -> ConfigOpFig {
     let cpu = CpuSample::now(pid);
-    let (lat, ok, failed, secs) = timed(conns, w, timeout, errors, true).await;
-    let (server_cpu_secs, client_cpu_secs) = cpu.since(pid);
-    ConfigOpFig {
-        connections: conns.len(),
-        servers,
-        keys: w.config_keys.max(1),
-        ok,
-        errors: failed,
-        secs,
-        per_sec: ok as f64 / secs,
-        latency: Lat::of_micros(lat),
-        server_cpu_secs,
-        client_cpu_secs,
-    }
-}
-
-async fn get(
-    conns: &Arc<Vec<Arc<Conn>>>,
-    servers: usize,
-    w: &Workload,
-    timeout: Duration,
-    errors: &Arc<Errors>,
-    pid: Option<u32>,
-) -> ConfigOpFig {
-    let cpu = CpuSample::now(pid);
-    let (lat, ok, failed, secs) = timed(conns, w, timeout, errors, false).await;
+    let (lat, ok, failed, secs) = timed(conns, w, timeout, errors, publish).await;
     let (server_cpu_secs, client_cpu_secs) = cpu.since(pid);
     ConfigOpFig {
         connections: conns.len(),

@@ -35,6 +35,18 @@ fn key_from_str(s: &str) -> Option<ConfigKey> {
     Some(ConfigKey::new(ns, g, d))
 }
 
+/// The config command being applied, as its history records need it: the transaction, the log
+/// index (the history id), the key and who made the change when.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    tx: &'a WriteTransaction,
+    nid: u64,
+    key: &'a ConfigKey,
+    src_user: &'a str,
+    src_ip: &'a str,
+    at_ms: i64,
+}
+
 /// A change made visible by a committed transaction.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -198,18 +210,8 @@ impl ConfigStore {
                     .map_err(|e| storage("writing a config")(e.into()))?;
                 drop(configs);
                 let publish_type = if beta_ips.is_some() { "gray" } else { "formal" };
-                self.record_history(
-                    tx,
-                    index,
-                    key,
-                    &item,
-                    op,
-                    history_content,
-                    publish_type,
-                    src_user,
-                    src_ip,
-                    *at_ms,
-                )?;
+                let origin = Origin { tx, nid: index, key, src_user, src_ip, at_ms: *at_ms };
+                self.record_history(&origin, &item, op, history_content, publish_type)?;
                 self.pending.lock().push(Change::Config {
                     key: key.clone(),
                     item: Some(Arc::new(item)),
@@ -222,24 +224,14 @@ impl ConfigStore {
                 let ks = key_str(key);
                 let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
                 let Some(mut cur) = current else { return Ok(ConfigOutcome::NotFound) };
+                let origin = Origin { tx, nid: index, key, src_user, src_ip, at_ms: *at_ms };
                 if *beta_only {
                     let Some(beta) = cur.beta.take() else { return Ok(ConfigOutcome::NotFound) };
                     configs
                         .insert(ks.as_str(), to_json(&cur).as_slice())
                         .map_err(|e| storage("writing a config")(e.into()))?;
                     drop(configs);
-                    self.record_history(
-                        tx,
-                        index,
-                        key,
-                        &cur,
-                        OpType::Delete,
-                        beta.content,
-                        "gray",
-                        src_user,
-                        src_ip,
-                        *at_ms,
-                    )?;
+                    self.record_history(&origin, &cur, OpType::Delete, beta.content, "gray")?;
                     self.pending.lock().push(Change::Config {
                         key: key.clone(),
                         item: Some(Arc::new(cur)),
@@ -249,18 +241,7 @@ impl ConfigStore {
                     configs.remove(ks.as_str()).map_err(|e| storage("removing a config")(e.into()))?;
                     drop(configs);
                     let previous = cur.content.clone();
-                    self.record_history(
-                        tx,
-                        index,
-                        key,
-                        &cur,
-                        OpType::Delete,
-                        previous,
-                        "formal",
-                        src_user,
-                        src_ip,
-                        *at_ms,
-                    )?;
+                    self.record_history(&origin, &cur, OpType::Delete, previous, "formal")?;
                     self.pending.lock().push(Change::Config { key: key.clone(), item: None, md5_changed: true });
                 }
                 Ok(ConfigOutcome::Done { changed: true })
@@ -310,20 +291,17 @@ impl ConfigStore {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the history record (op, recorded content, publish type) of a change to `item`,
+    /// made by the command that `origin` describes.
     fn record_history(
         &self,
-        tx: &WriteTransaction,
-        nid: u64,
-        key: &ConfigKey,
+        origin: &Origin<'_>,
         item: &ConfigItem,
         op: OpType,
         content: String,
         publish_type: &str,
-        src_user: &str,
-        src_ip: &str,
-        at_ms: i64,
     ) -> Result<()> {
+        let Origin { tx, nid, key, src_user, src_ip, at_ms } = *origin;
         let rec = HistoryRecord {
             nid,
             id: item.id,

@@ -1,5 +1,8 @@
 //! Helpers shared by the node's HTTP integration tests.
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 
 /// The value of the sample `name{labels…}` in a Prometheus text exposition (labels matched as a
@@ -26,3 +29,24 @@ pub fn assert_bad_request(status: StatusCode, body: &str, hint: &str, what: &str
     assert!(body.len() > "caused: ;".len(), "{what}: empty message");
     assert!(body.to_lowercase().contains(&hint.to_lowercase()), "{what}: message should mention {hint:?}: {body:?}");
 }
+
+/// Polls `cond` every `every` until it holds; returns the time since `since`, or `None` after
+/// `limit` (counted from the call).
+pub async fn wait_until<F, Fut>(since: Instant, limit: Duration, every: Duration, mut cond: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return Some(since.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+pub mod http;

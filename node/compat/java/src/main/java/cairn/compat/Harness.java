@@ -151,12 +151,7 @@ public final class Harness {
 
     private static void scenario(String service) throws Exception {
         BlockingQueue<List<Instance>> pushes = new LinkedBlockingQueue<>();
-        step = "create_client";
-        NamingService naming = createNamingService();
-
-        step = "subscribe";
-        EventListener listener = pushListener(pushes);
-        retrying("subscribe", () -> naming.subscribe(service, GROUP, listener));
+        NamingService naming = subscribedNamingService(service, pushes);
 
         Instance instance = new Instance();
         instance.setIp("127.0.0.1");
@@ -243,11 +238,7 @@ public final class Harness {
 
     private static void watch(String service, String ip, int port) throws Exception {
         BlockingQueue<List<Instance>> pushes = new LinkedBlockingQueue<>();
-        step = "create_client";
-        NamingService naming = createNamingService();
-        step = "subscribe";
-        EventListener listener = pushListener(pushes);
-        retrying("subscribe", () -> naming.subscribe(service, GROUP, listener));
+        NamingService naming = subscribedNamingService(service, pushes);
 
         step = "watch";
         boolean seen = false;
@@ -530,6 +521,17 @@ public final class Harness {
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", env("CAIRN_HARNESS_LOG", "warn"));
         System.setProperty("org.slf4j.simpleLogger.showDateTime", "true");
         System.setProperty("org.slf4j.simpleLogger.dateTimeFormat", "HH:mm:ss.SSS");
+    }
+
+    /** A naming client subscribed to the service (group GROUP); every push lands in pushes. */
+    private static NamingService subscribedNamingService(String service, BlockingQueue<List<Instance>> pushes)
+            throws Exception {
+        step = "create_client";
+        NamingService naming = createNamingService();
+        step = "subscribe";
+        EventListener listener = pushListener(pushes);
+        retrying("subscribe", () -> naming.subscribe(service, GROUP, listener));
+        return naming;
     }
 
     private static EventListener pushListener(BlockingQueue<List<Instance>> pushes) {
