@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::metrics::Metrics;
 use crate::naming::dirty::{DirtySet, PushTask};
-use crate::naming::model::{ClientId, Instance, Selection, ServiceKey, ServiceMeta, select};
+use crate::naming::model::{ClientId, Instance, Metadata, Selection, ServiceKey, ServiceMeta, select};
 
 /// Timing settings of the registry.
 #[derive(Clone, Debug)]
@@ -41,6 +41,8 @@ struct ServiceState {
     snapshot: Option<Arc<[Arc<Instance>]>>,
     instance_count: usize,
     last_change: Instant,
+    /// The metadata of the instance published last: new instances with equal metadata share it.
+    last_meta: Metadata,
 }
 
 impl ServiceState {
@@ -53,7 +55,15 @@ impl ServiceState {
             snapshot: None,
             instance_count: 0,
             last_change: Instant::now(),
+            last_meta: Metadata::default(),
         }
+    }
+
+    /// Wraps a newly published instance, sharing its metadata with earlier instances when equal.
+    fn adopt(&mut self, mut inst: Instance) -> Arc<Instance> {
+        inst.metadata.share(&self.last_meta);
+        self.last_meta = inst.metadata.clone();
+        Arc::new(inst)
     }
 
     fn instances(&mut self) -> Arc<[Arc<Instance>]> {
@@ -247,7 +257,7 @@ impl Registry {
         {
             let mut s = svc.lock();
             let old = if present {
-                let instances = instances.into_iter().map(Arc::new).collect();
+                let instances = instances.into_iter().map(|i| s.adopt(i)).collect();
                 s.publishers.insert(client.clone(), Publication { instances, last_beat: Instant::now() })
             } else {
                 match s.publishers.remove(client) {
@@ -270,13 +280,14 @@ impl Registry {
         let key = &key;
         {
             let mut s = svc.lock();
+            let inst = s.adopt(inst);
             let p = s
                 .publishers
                 .entry(client.clone())
                 .or_insert_with(|| Publication { instances: Vec::new(), last_beat: Instant::now() });
             let before = p.instances.len() as i64;
             p.instances.retain(|i| !i.same_endpoint(&inst.ip, inst.port, &inst.cluster));
-            p.instances.push(Arc::new(inst));
+            p.instances.push(inst);
             p.last_beat = Instant::now();
             let delta = p.instances.len() as i64 - before;
             let delta = s.changed(delta);
