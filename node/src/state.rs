@@ -179,15 +179,9 @@ mod tests {
         apply(&app, &db1, 1, Command::Config(publish));
         let svc = ServiceKey::new("", "", "persist");
         let inst = Instance {
-            ip: "10.0.0.1".into(),
-            port: 80,
-            cluster: "DEFAULT".into(),
-            weight: 1.0,
-            healthy: true,
-            enabled: true,
             ephemeral: false,
             metadata: BTreeMap::from([("k".to_string(), "v".to_string())]).into(),
-            custom_id: None,
+            ..Instance::sample("10.0.0.1", 80)
         };
         apply(&app, &db1, 2, Command::Naming(NamingCommand::Register { key: svc.clone(), instance: inst }));
         let snap = app.snapshot(&db1.begin_read().unwrap()).unwrap();

@@ -108,16 +108,24 @@ impl ClusterNames {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names() -> ClusterNames {
+impl ClusterNames {
+    /// Cluster `reg` in namespace `ns`, domain `cluster.local`, HTTP port 8848 (tests).
+    pub(crate) fn sample() -> ClusterNames {
         ClusterNames {
             name: "reg".into(),
             namespace: "ns".into(),
             cluster_domain: "cluster.local".into(),
             http_port: 8848,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> ClusterNames {
+        ClusterNames::sample()
     }
 
     #[test]

@@ -179,12 +179,7 @@ mod tests {
     use crate::membership::RaftMembersEntry;
 
     fn names() -> ClusterNames {
-        ClusterNames {
-            name: "reg".into(),
-            namespace: "ns".into(),
-            cluster_domain: "cluster.local".into(),
-            http_port: 8848,
-        }
+        ClusterNames::sample()
     }
 
     fn entry(id: u64, address: &str, role: &str) -> RaftMembersEntry {

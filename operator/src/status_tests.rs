@@ -5,7 +5,7 @@ use crate::crd::MemberRole;
 use crate::membership::{PodView, RaftMember, RaftView, StsView};
 
 fn names() -> ClusterNames {
-    ClusterNames { name: "reg".into(), namespace: "ns".into(), cluster_domain: "cluster.local".into(), http_port: 8848 }
+    ClusterNames::sample()
 }
 
 fn observed(pods: i32, ready: i32, voters: i32) -> Observed {

@@ -26,9 +26,9 @@ pub struct Cluster {
 /// running in parallel get disjoint triples (a probe alone cannot see a port that another test
 /// has picked but whose node has not bound it yet).
 pub fn free_port_on(ips: &[std::net::Ipv4Addr]) -> u16 {
-    use std::collections::HashSet;
+    use std::collections::BTreeSet;
     use std::sync::Mutex;
-    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -39,9 +39,8 @@ pub fn free_port_on(ips: &[std::net::Ipv4Addr]) -> u16 {
     let seed = std::process::id().wrapping_mul(7919)
         ^ SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed = handed.get_or_insert_with(HashSet::new);
     for k in 0..span {
-        let p = (low + (seed.wrapping_add(k.wrapping_mul(7)) % span)) as u16;
+        let p = (low + seed.wrapping_add(k) % span) as u16;
         let triple = [p, p + 1000, p + 1001];
         if triple.iter().any(|q| handed.contains(q)) {
             continue;

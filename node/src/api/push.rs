@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -73,13 +73,14 @@ impl Pusher {
         };
         let mut rendered: HashMap<&str, String> = HashMap::new();
         let mut settling: Vec<u64> = Vec::new();
-        let mut settle_at = std::time::Instant::now();
+        let now = Instant::now();
+        let mut settle_at = now;
         for (conn, clusters, since) in &view.subscribers {
             if task.only.is_some_and(|only| only != *conn) {
                 continue;
             }
             let ready_at = *since + SUBSCRIBE_SETTLE;
-            if ready_at > std::time::Instant::now() {
+            if ready_at > now {
                 settling.push(*conn);
                 settle_at = settle_at.max(ready_at);
                 continue;
@@ -120,7 +121,7 @@ impl Pusher {
     }
 
     /// Queues a targeted push of `key` to each of `conns` at `at` (the end of their settle window).
-    fn push_later(&self, key: &ServiceKey, conns: Vec<u64>, at: std::time::Instant, cancel: &CancellationToken) {
+    fn push_later(&self, key: &ServiceKey, conns: Vec<u64>, at: Instant, cancel: &CancellationToken) {
         let dirty = self.registry.dirty().clone();
         let key = key.clone();
         let cancel = cancel.clone();

@@ -174,17 +174,7 @@ mod tests {
     }
 
     fn inst(port: u16) -> Instance {
-        Instance {
-            ip: "10.0.0.1".into(),
-            port,
-            cluster: "DEFAULT".into(),
-            weight: 1.0,
-            healthy: true,
-            enabled: true,
-            ephemeral: true,
-            metadata: Default::default(),
-            custom_id: None,
-        }
+        Instance::sample("10.0.0.1", port)
     }
 
     fn origin(inc: u64) -> Origin {

@@ -79,15 +79,8 @@ mod tests {
     fn round_trip_and_garbage() {
         let key = ServiceKey::new("", "G", "svc");
         let inst = Instance {
-            ip: "10.0.0.1".into(),
-            port: 80,
-            cluster: "DEFAULT".into(),
-            weight: 1.0,
-            healthy: true,
-            enabled: true,
-            ephemeral: true,
             metadata: std::collections::BTreeMap::from([("k".to_string(), "v".to_string())]).into(),
-            custom_id: None,
+            ..Instance::sample("10.0.0.1", 80)
         };
         let batch = SyncBatch {
             origin: Origin { owner: "127.0.0.1:8848".into(), incarnation: 7 },

@@ -135,15 +135,9 @@ mod tests {
 
     fn inst(port: u16, meta: &[(&str, &str)]) -> Instance {
         Instance {
-            ip: "127.0.0.1".into(),
-            port,
-            cluster: "DEFAULT".into(),
-            weight: 1.0,
-            healthy: true,
-            enabled: true,
             ephemeral: false,
             metadata: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>().into(),
-            custom_id: None,
+            ..Instance::sample("127.0.0.1", port)
         }
     }
 

@@ -253,21 +253,29 @@ pub fn select(all: &[Arc<Instance>], clusters: &[String], healthy_only: bool, pr
 }
 
 #[cfg(test)]
+impl Instance {
+    /// A healthy, enabled, ephemeral `ip:port` in cluster `DEFAULT` without metadata (tests).
+    pub(crate) fn sample(ip: &str, port: u16) -> Instance {
+        Instance {
+            ip: ip.into(),
+            port,
+            cluster: DEFAULT_CLUSTER.into(),
+            weight: 1.0,
+            healthy: true,
+            enabled: true,
+            ephemeral: true,
+            metadata: Metadata::default(),
+            custom_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn inst(ip: &str, cluster: &str, healthy: bool, enabled: bool) -> Arc<Instance> {
-        Arc::new(Instance {
-            ip: ip.into(),
-            port: 80,
-            cluster: cluster.into(),
-            weight: 1.0,
-            healthy,
-            enabled,
-            ephemeral: true,
-            metadata: Metadata::default(),
-            custom_id: None,
-        })
+        Arc::new(Instance { cluster: cluster.into(), healthy, enabled, ..Instance::sample(ip, 80) })
     }
 
     #[test]

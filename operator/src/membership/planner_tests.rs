@@ -4,7 +4,7 @@ use super::*;
 use crate::crd::MemberRole;
 
 fn names() -> ClusterNames {
-    ClusterNames { name: "reg".into(), namespace: "ns".into(), cluster_domain: "cluster.local".into(), http_port: 8848 }
+    ClusterNames::sample()
 }
 
 fn addr(k: i32) -> String {

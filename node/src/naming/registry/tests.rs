@@ -11,17 +11,7 @@ fn registry() -> Registry {
 }
 
 fn inst(ip: &str, port: u16) -> Instance {
-    Instance {
-        ip: ip.into(),
-        port,
-        cluster: "DEFAULT".into(),
-        weight: 1.0,
-        healthy: true,
-        enabled: true,
-        ephemeral: true,
-        metadata: Default::default(),
-        custom_id: None,
-    }
+    Instance::sample(ip, port)
 }
 
 #[test]
