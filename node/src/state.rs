@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cairn_raft::{AppError, Application};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::configs::service::ConfigService;
 use crate::configs::store::ConfigStore;
@@ -14,11 +14,14 @@ use crate::error::{Error, Result};
 use crate::naming::persist::NamingPersist;
 use crate::replicate::{Command, Replicator, Response, StateRead};
 
-/// Snapshot of every application table.
-#[derive(Serialize, Deserialize, Default)]
-struct Snapshot {
-    configs: Vec<u8>,
-    naming: Vec<u8>,
+/// Snapshot of every application table: two byte strings, the config store's and persistent
+/// naming's (each written in place by their `snapshot`, borrowed here on restore).
+#[derive(Deserialize, Default)]
+struct Snapshot<'a> {
+    #[serde(borrow)]
+    configs: &'a [u8],
+    #[serde(borrow)]
+    naming: &'a [u8],
 }
 
 /// The node's Raft application.
@@ -72,19 +75,16 @@ impl Application for NodeState {
         }
     }
 
-    fn snapshot(&self, tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError> {
-        let snap = Snapshot {
-            configs: self.configs.snapshot(tx).map_err(storage)?,
-            naming: self.naming.snapshot(tx).map_err(storage)?,
-        };
-        crate::tables::to_blob(&snap).map_err(storage)
+    fn snapshot(&self, tx: &redb::ReadTransaction, out: &mut Vec<u8>) -> Result<(), AppError> {
+        self.configs.snapshot(tx, out).map_err(storage)?;
+        self.naming.snapshot(tx, out).map_err(storage)
     }
 
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {
-        let snap: Snapshot =
+        let snap: Snapshot<'_> =
             if data.is_empty() { Snapshot::default() } else { crate::tables::from_blob(data).map_err(storage)? };
-        self.configs.restore(tx, &snap.configs).map_err(storage)?;
-        self.naming.restore(tx, &snap.naming).map_err(storage)
+        self.configs.restore(tx, snap.configs).map_err(storage)?;
+        self.naming.restore(tx, snap.naming).map_err(storage)
     }
 }
 
@@ -184,7 +184,8 @@ mod tests {
             ..Instance::sample("10.0.0.1", 80)
         };
         apply(&app, &db1, 2, Command::Naming(NamingCommand::Register { key: svc.clone(), instance: inst }));
-        let snap = app.snapshot(&db1.begin_read().unwrap()).unwrap();
+        let mut snap = Vec::new();
+        app.snapshot(&db1.begin_read().unwrap(), &mut snap).unwrap();
 
         // A fresh node restores the snapshot and opens it: everything is back, in memory too.
         let (app2, configs2, registry2) = node_state();

@@ -40,8 +40,8 @@ impl Application for BenchApp {
         Ok(Vec::new())
     }
     fn after_commit(&self, _applied: &[(u64, Vec<u8>)]) {}
-    fn snapshot(&self, _tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError> {
-        Ok(Vec::new()) // the benchmark never needs a real one
+    fn snapshot(&self, _tx: &redb::ReadTransaction, _out: &mut Vec<u8>) -> Result<(), AppError> {
+        Ok(()) // the benchmark never needs a real one
     }
     fn restore(&self, _tx: &redb::WriteTransaction, _data: &[u8]) -> Result<(), AppError> {
         Ok(())

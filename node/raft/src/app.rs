@@ -58,9 +58,10 @@ pub trait Application: Send + Sync + 'static {
     /// Entries re-applied from the log at start-up (after a crash) come through here too.
     fn after_commit(&self, applied: &[(u64, Vec<u8>)]);
 
-    /// Serializes the application's state as seen by `tx`, for a Raft snapshot.
-    fn snapshot(&self, tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError>;
+    /// Serializes the application's state as seen by `tx` for a Raft snapshot, appending it to
+    /// `out` (which already holds the snapshot's header: write in place, do not build a copy).
+    fn snapshot(&self, tx: &redb::ReadTransaction, out: &mut Vec<u8>) -> Result<(), AppError>;
 
-    /// Replaces the application's state with a snapshot made by [`snapshot`](Self::snapshot).
+    /// Replaces the application's state with the bytes [`snapshot`](Self::snapshot) appended.
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError>;
 }

@@ -16,7 +16,7 @@ use crate::configs::command::{ConfigCommand, ConfigOutcome};
 use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespace, OpType, md5_hex};
 use crate::error::Result;
 use crate::naming::model::PUBLIC_NAMESPACE;
-use crate::tables::{from_blob, from_json, get_json, storage, to_blob, to_json};
+use crate::tables::{TableRows, append_blob, from_blob, from_json, get_json, open_for_snapshot, storage, to_json};
 
 const CONFIGS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("configs");
 const HISTORY: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("config_history");
@@ -68,12 +68,23 @@ pub enum Change {
     },
 }
 
-/// Everything the tables hold, for Raft snapshots.
-#[derive(Serialize, Deserialize, Default)]
-struct Dump {
-    configs: Vec<(String, Vec<u8>)>,
-    history: Vec<(u64, Vec<u8>)>,
-    namespaces: Vec<(String, Vec<u8>)>,
+/// Everything the tables hold, as a Raft snapshot carries it (rows borrowed from the snapshot).
+#[derive(Deserialize, Default)]
+struct Dump<'a> {
+    #[serde(borrow)]
+    configs: Vec<(&'a str, &'a [u8])>,
+    #[serde(borrow)]
+    history: Vec<(u64, &'a [u8])>,
+    #[serde(borrow)]
+    namespaces: Vec<(&'a str, &'a [u8])>,
+}
+
+/// The tables, encoded as [`Dump`] straight from a read transaction.
+#[derive(Serialize)]
+struct DumpOut<'a> {
+    configs: TableRows<'a, &'static str>,
+    history: TableRows<'a, u64>,
+    namespaces: TableRows<'a, &'static str>,
 }
 
 /// The config state machine and its in-memory read view.
@@ -411,33 +422,22 @@ impl ConfigStore {
         }
     }
 
-    /// Serialises every table (Raft snapshot).
-    pub fn snapshot(&self, tx: &ReadTransaction) -> Result<Vec<u8>> {
-        let mut dump = Dump::default();
-        if let Ok(t) = tx.open_table(CONFIGS) {
-            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
-                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
-                dump.configs.push((k.value().to_owned(), v.value().to_vec()));
-            }
-        }
-        if let Ok(t) = tx.open_table(HISTORY) {
-            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
-                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
-                dump.history.push((k.value(), v.value().to_vec()));
-            }
-        }
-        if let Ok(t) = tx.open_table(NAMESPACES) {
-            for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
-                let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
-                dump.namespaces.push((k.value().to_owned(), v.value().to_vec()));
-            }
-        }
-        to_blob(&dump)
+    /// Appends every table to `out` as a byte string (Raft snapshot); rows are read while encoding.
+    pub fn snapshot(&self, tx: &ReadTransaction, out: &mut Vec<u8>) -> Result<()> {
+        let configs = open_for_snapshot(tx, CONFIGS)?;
+        let history = open_for_snapshot(tx, HISTORY)?;
+        let namespaces = open_for_snapshot(tx, NAMESPACES)?;
+        let dump = DumpOut {
+            configs: TableRows(configs.as_ref()),
+            history: TableRows(history.as_ref()),
+            namespaces: TableRows(namespaces.as_ref()),
+        };
+        append_blob(&dump, out)
     }
 
     /// Replaces every table with a snapshot's content; call [`Self::load`] after commit.
     pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
-        let dump: Dump = if data.is_empty() { Dump::default() } else { from_blob(data)? };
+        let dump: Dump<'_> = if data.is_empty() { Dump::default() } else { from_blob(data)? };
         for name in [CONFIGS, NAMESPACES] {
             tx.delete_table(name).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
@@ -445,19 +445,19 @@ impl ConfigStore {
         tx.delete_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
         let mut c = tx.open_table(CONFIGS).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.configs {
-            c.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            c.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut h = tx.open_table(HISTORY).map_err(|e| storage("restoring snapshot")(e.into()))?;
         let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (nid, v) in &dump.history {
-            h.insert(*nid, v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            h.insert(*nid, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
             let rec: HistoryRecord = from_json(v, "restoring snapshot")?;
             let k = format!("{}{SEP}{nid:020}", key_str(&rec.key));
             ix.insert(k.as_str(), *nid).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut n = tx.open_table(NAMESPACES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.namespaces {
-            n.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            n.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         self.pending.lock().clear();
         Ok(())

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::naming::model::{ClientId, Instance, ServiceKey, ServiceMeta};
 use crate::naming::registry::Registry;
-use crate::tables::{from_blob, from_json, get_json, storage, to_blob, to_json};
+use crate::tables::{TableRows, append_blob, from_blob, from_json, get_json, open_for_snapshot, storage, to_json};
 
 const INSTANCES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_instances");
 const SERVICES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("naming_services");
@@ -93,10 +93,20 @@ enum Change {
     Service { key: ServiceKey, meta: Option<ServiceMeta> },
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct Dump {
-    instances: Vec<(String, Vec<u8>)>,
-    services: Vec<(String, Vec<u8>)>,
+/// Both tables as a Raft snapshot carries them (rows borrowed from the snapshot).
+#[derive(Deserialize, Default)]
+struct Dump<'a> {
+    #[serde(borrow)]
+    instances: Vec<(&'a str, &'a [u8])>,
+    #[serde(borrow)]
+    services: Vec<(&'a str, &'a [u8])>,
+}
+
+/// Both tables, encoded as [`Dump`] straight from a read transaction.
+#[derive(Serialize)]
+struct DumpOut<'a> {
+    instances: TableRows<'a, &'static str>,
+    services: TableRows<'a, &'static str>,
 }
 
 fn service_str(k: &ServiceKey) -> String {
@@ -264,32 +274,25 @@ impl NamingPersist {
         }
     }
 
-    /// Serialises both tables.
-    pub fn snapshot(&self, tx: &ReadTransaction) -> Result<Vec<u8>> {
-        let mut dump = Dump::default();
-        for (def, out) in [(INSTANCES, &mut dump.instances), (SERVICES, &mut dump.services)] {
-            if let Ok(t) = tx.open_table(def) {
-                for row in t.iter().map_err(|e| storage("snapshot")(e.into()))? {
-                    let (k, v) = row.map_err(|e| storage("snapshot")(e.into()))?;
-                    out.push((k.value().to_owned(), v.value().to_vec()));
-                }
-            }
-        }
-        to_blob(&dump)
+    /// Appends both tables to `out` as a byte string (Raft snapshot); rows are read while encoding.
+    pub fn snapshot(&self, tx: &ReadTransaction, out: &mut Vec<u8>) -> Result<()> {
+        let instances = open_for_snapshot(tx, INSTANCES)?;
+        let services = open_for_snapshot(tx, SERVICES)?;
+        append_blob(&DumpOut { instances: TableRows(instances.as_ref()), services: TableRows(services.as_ref()) }, out)
     }
 
     /// Replaces both tables from a snapshot; the registry is reloaded by the caller's `open`.
     pub fn restore(&self, tx: &WriteTransaction, data: &[u8]) -> Result<()> {
-        let dump: Dump = if data.is_empty() { Dump::default() } else { from_blob(data)? };
+        let dump: Dump<'_> = if data.is_empty() { Dump::default() } else { from_blob(data)? };
         tx.delete_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         tx.delete_table(SERVICES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         let mut t = tx.open_table(INSTANCES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.instances {
-            t.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            t.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut t = tx.open_table(SERVICES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.services {
-            t.insert(k.as_str(), v.as_slice()).map_err(|e| storage("restoring snapshot")(e.into()))?;
+            t.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         self.pending.lock().clear();
         Ok(())

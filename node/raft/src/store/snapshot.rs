@@ -41,17 +41,25 @@ struct Header {
     membership: StoredMembership,
 }
 
-/// Lays out a snapshot of state `meta` with the application's bytes `app`.
-pub fn encode(meta: &SnapshotMeta, app: &[u8]) -> Result<Vec<u8>> {
+/// Starts a snapshot of state `meta`: everything before the application's bytes, which the
+/// caller appends (so a large state is laid out once, in this buffer).
+pub fn begin(meta: &SnapshotMeta) -> Result<Vec<u8>> {
     let header = codec::encode(
         "snapshot header",
         &Header { last_applied: meta.last_log_id, membership: meta.last_membership.clone() },
     )?;
-    let mut out = Vec::with_capacity(PREFIX + header.len() + app.len());
+    let mut out = Vec::with_capacity(PREFIX + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
+    Ok(out)
+}
+
+/// Lays out a snapshot of state `meta` with the application's bytes `app`.
+#[cfg(test)]
+pub fn encode(meta: &SnapshotMeta, app: &[u8]) -> Result<Vec<u8>> {
+    let mut out = begin(meta)?;
     out.extend_from_slice(app);
     Ok(out)
 }
@@ -96,6 +104,29 @@ impl SnapshotFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read snapshot", &self.path, e)),
         }
+    }
+
+    /// Whether the current snapshot is exactly `bytes` (compared in chunks, not read whole).
+    pub(crate) fn holds(&self, bytes: &[u8]) -> Result<bool> {
+        use std::io::Read;
+        let err = |e| Error::io("read snapshot", &self.path, e);
+        let mut file = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(err(e)),
+        };
+        if file.metadata().map_err(err)?.len() != bytes.len() as u64 {
+            return Ok(false);
+        }
+        let mut chunk = vec![0u8; 256 << 10];
+        for expected in bytes.chunks(chunk.len()) {
+            let got = &mut chunk[..expected.len()];
+            file.read_exact(got).map_err(err)?;
+            if got != expected {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Replaces the current snapshot; durable when this returns.

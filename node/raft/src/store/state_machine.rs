@@ -196,10 +196,10 @@ impl SmShared {
         let _guard = self.snapshot_lock.lock();
         let rtx = self.db.begin_read().map_err(|e| Error::storage("read state for snapshot", e))?;
         let (last_log_id, last_membership) = read_applied(&rtx)?;
-        let app = self.app.snapshot(&rtx).map_err(|source| Error::Application { action: "snapshot", source })?;
-        drop(rtx);
         let meta = SnapshotMeta { last_log_id, last_membership };
-        let bytes = snapshot::encode(&meta, &app)?;
+        let mut bytes = snapshot::begin(&meta)?;
+        self.app.snapshot(&rtx, &mut bytes).map_err(|source| Error::Application { action: "snapshot", source })?;
+        drop(rtx);
         self.snapshot_file.write(&bytes)?;
         RaftStats::add(&self.stats.snapshots_built, 1);
         self.stats.last_snapshot_bytes.store(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -214,8 +214,7 @@ impl SmShared {
             return Err(Error::Decode { what: "snapshot", reason: "data does not match its metadata".into() });
         }
         // The file first: if we crash before the state commit, start-up installs it again.
-        let current = self.snapshot_file.read()?;
-        if current.as_deref() != Some(bytes.as_slice()) {
+        if !self.snapshot_file.holds(&bytes)? {
             self.snapshot_file.write(&bytes)?;
         }
         let mut wtx = self.db.begin_write().map_err(|e| Error::storage("install snapshot", e))?;

@@ -99,7 +99,7 @@ impl Application for KvApp {
         self.committed.fetch_add(applied.len() as u64, Ordering::Relaxed);
     }
 
-    fn snapshot(&self, tx: &redb::ReadTransaction) -> Result<Vec<u8>, AppError> {
+    fn snapshot(&self, tx: &redb::ReadTransaction, out: &mut Vec<u8>) -> Result<(), AppError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         match tx.open_table(KV) {
             Ok(table) => {
@@ -111,7 +111,9 @@ impl Application for KvApp {
             Err(redb::TableError::TableDoesNotExist(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        cairn_raft::codec::encode("kv snapshot", &pairs).map_err(|e| AppError::Corrupt(e.to_string()))
+        let bytes = cairn_raft::codec::encode("kv snapshot", &pairs).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        out.extend_from_slice(&bytes);
+        Ok(())
     }
 
     fn restore(&self, tx: &redb::WriteTransaction, data: &[u8]) -> Result<(), AppError> {

@@ -134,11 +134,13 @@ fn namespaces_and_reload_and_snapshot() {
     assert_eq!(s2.namespaces().len(), 1);
 
     // Snapshot into another database and restore.
-    let snap = s.snapshot(&db.begin_read().unwrap()).unwrap();
+    let mut snap = Vec::new();
+    s.snapshot(&db.begin_read().unwrap(), &mut snap).unwrap();
+    let snap: &[u8] = crate::tables::from_blob(&snap).unwrap();
     let (_d2, db2) = self::db();
     let s3 = ConfigStore::new();
     let tx = db2.begin_write().unwrap();
-    s3.restore(&tx, &snap).unwrap();
+    s3.restore(&tx, snap).unwrap();
     tx.commit().unwrap();
     s3.load(&db2.begin_read().unwrap()).unwrap();
     assert_eq!(s3.get(&k).unwrap().content, "x");
