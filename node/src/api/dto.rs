@@ -56,7 +56,7 @@ impl InstanceIn {
         let mut inst = Instance {
             ip,
             port,
-            cluster,
+            cluster: cluster.into(),
             weight: self.weight.unwrap_or(1.0),
             healthy: self.healthy.unwrap_or(true),
             enabled: self.enabled.unwrap_or(true),
@@ -67,7 +67,7 @@ impl InstanceIn {
         if let Some(id) = self.instance_id.filter(|id| !id.is_empty())
             && id != inst.id(key)
         {
-            inst.custom_id = Some(id);
+            inst.custom_id = Some(id.into());
         }
         validate::instance(&inst)?;
         Ok(inst)
@@ -230,7 +230,7 @@ mod tests {
         let key = ServiceKey::new("", "", "svc");
         let i: InstanceIn = serde_json::from_str(r#"{"ip":"10.0.0.1","port":80}"#).unwrap();
         let i = i.into_domain(&key).unwrap();
-        assert_eq!(i.cluster, "DEFAULT");
+        assert_eq!(&*i.cluster, "DEFAULT");
         assert_eq!(i.weight, 1.0);
         let grouped = key.grouped_name();
         let out = serde_json::to_value(InstanceOut::new(&i, &grouped, true)).unwrap();

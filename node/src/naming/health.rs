@@ -99,7 +99,7 @@ pub async fn run(
         let results = futures::future::join_all(targets.iter().map(|(_, i)| probe(i, settings.timeout))).await;
         let mut seen = std::collections::HashSet::new();
         for ((key, inst), result) in targets.iter().zip(results) {
-            let id: InstanceKey = (key.clone(), inst.ip.clone(), inst.port, inst.cluster.clone());
+            let id: InstanceKey = (key.clone(), inst.ip.clone(), inst.port, inst.cluster.to_string());
             seen.insert(id.clone());
             let Some(ok) = result else { continue };
             if ok == inst.healthy {
@@ -116,7 +116,7 @@ pub async fn run(
                 key: key.clone(),
                 ip: inst.ip.clone(),
                 port: inst.port,
-                cluster: inst.cluster.clone(),
+                cluster: inst.cluster.to_string(),
                 healthy: ok,
             };
             if let Err(e) = replicate::naming(&*replicator, cmd).await {

@@ -176,7 +176,7 @@ impl NamingPersist {
                     key: key.clone(),
                     ip: instance.ip.clone(),
                     port: instance.port,
-                    cluster: instance.cluster.clone(),
+                    cluster: instance.cluster.to_string(),
                     instance: Some(instance.clone()),
                 }
             }

@@ -43,6 +43,8 @@ struct ServiceState {
     last_change: Instant,
     /// The metadata of the instance published last: new instances with equal metadata share it.
     last_meta: Metadata,
+    /// Likewise the cluster name.
+    last_cluster: Arc<str>,
 }
 
 impl ServiceState {
@@ -56,13 +58,20 @@ impl ServiceState {
             instance_count: 0,
             last_change: Instant::now(),
             last_meta: Metadata::default(),
+            last_cluster: Arc::from(""),
         }
     }
 
-    /// Wraps a newly published instance, sharing its metadata with earlier instances when equal.
+    /// Wraps a newly published instance, sharing its metadata and cluster name with the
+    /// previous instance when equal (most instances of a service have the same ones).
     fn adopt(&mut self, mut inst: Instance) -> Arc<Instance> {
         inst.metadata.share(&self.last_meta);
         self.last_meta = inst.metadata.clone();
+        if inst.cluster == self.last_cluster {
+            inst.cluster = self.last_cluster.clone();
+        } else {
+            self.last_cluster = inst.cluster.clone();
+        }
         Arc::new(inst)
     }
 

@@ -12,7 +12,6 @@ use cairn_proto::nacos::Payload;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use crate::metrics::Metrics;
 use crate::remote::wire;
@@ -54,7 +53,7 @@ pub struct Conn {
     last_active_ms: AtomicU64,
     detecting: AtomicBool,
     meta: Mutex<Option<ConnMeta>>,
-    tx: Mutex<Option<mpsc::Sender<Result<Payload, Status>>>>,
+    tx: Mutex<Option<mpsc::Sender<Box<Payload>>>>,
     pending: Mutex<HashMap<u64, Pending>>,
     stop: CancellationToken,
 }
@@ -141,7 +140,7 @@ impl Connections {
     }
 
     /// Registers the connection's bi-stream after `ConnectionSetupRequest`.
-    pub fn register(&self, num: u64, meta: ConnMeta, tx: mpsc::Sender<Result<Payload, Status>>) -> bool {
+    pub fn register(&self, num: u64, meta: ConnMeta, tx: mpsc::Sender<Box<Payload>>) -> bool {
         let Some(conn) = self.get(num) else {
             return false;
         };
@@ -215,7 +214,7 @@ impl Connections {
         let body = wire::server_request_body(&rid.to_string(), module, fields);
         let now = Instant::now();
         conn.pending.lock().insert(rid, Pending { sent: now, deadline: now + timeout, on_done });
-        if tx.try_send(Ok(wire::payload(ty, body))).is_err() {
+        if tx.try_send(Box::new(wire::payload(ty, body))).is_err() {
             conn.pending.lock().remove(&rid);
             return false;
         }
@@ -230,7 +229,7 @@ impl Connections {
         let Some(tx) = conn.tx.lock().clone() else {
             return false;
         };
-        tx.try_send(Ok(payload)).is_ok()
+        tx.try_send(Box::new(payload)).is_ok()
     }
 
     /// Matches a client's response on the stream to a pending request.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use cairn_proto::nacos::Payload;
 use cairn_proto::nacos::bi_request_stream_server::BiRequestStream;
 use cairn_proto::nacos::request_server::Request as RequestService;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -169,7 +170,10 @@ impl<D: Dispatch> RequestService for GrpcServer<D> {
 #[tonic::async_trait]
 #[allow(non_camel_case_types)]
 impl<D: Dispatch> BiRequestStream for GrpcServer<D> {
-    type requestBiStreamStream = ReceiverStream<Result<Payload, Status>>;
+    /// Queued server→client messages. They are boxed: a tokio channel allocates its slots 32 at
+    /// a time when created, so small slots keep an idle connection's queue small.
+    type requestBiStreamStream =
+        futures::stream::Map<ReceiverStream<Box<Payload>>, fn(Box<Payload>) -> Result<Payload, Status>>;
 
     async fn request_bi_stream(
         &self,
@@ -227,6 +231,7 @@ impl<D: Dispatch> BiRequestStream for GrpcServer<D> {
             }
             conns.unregister(info.num);
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let unbox: fn(Box<Payload>) -> Result<Payload, Status> = |p| Ok(*p);
+        Ok(Response::new(ReceiverStream::new(rx).map(unbox)))
     }
 }

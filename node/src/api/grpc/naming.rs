@@ -227,7 +227,7 @@ impl NamingGrpc {
         let cmd = match kind.as_str() {
             "registerInstance" => NamingCommand::Register { key, instance: inst },
             "deregisterInstance" => {
-                NamingCommand::Deregister { key, ip: inst.ip, port: inst.port, cluster: inst.cluster }
+                NamingCommand::Deregister { key, ip: inst.ip, port: inst.port, cluster: inst.cluster.to_string() }
             }
             other => return Err(Error::InvalidParam(format!("Unsupported request type {other:?}"))),
         };

@@ -24,7 +24,7 @@ impl Registry {
     pub fn get_service(&self, key: &ServiceKey) -> Option<(ServiceMeta, Vec<String>)> {
         let svc = self.get(key)?;
         let mut s = svc.lock();
-        let mut clusters: Vec<String> = s.instances().iter().map(|i| i.cluster.clone()).collect();
+        let mut clusters: Vec<String> = s.instances().iter().map(|i| i.cluster.to_string()).collect();
         clusters.sort_unstable();
         clusters.dedup();
         Some((s.meta.clone().unwrap_or_default(), clusters))

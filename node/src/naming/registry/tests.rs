@@ -99,3 +99,18 @@ fn list_services_pages_by_group() {
     let (_, page) = r.list_services(&ServiceKey::new("", "G", ""), 2, 2);
     assert_eq!(page, vec!["c"]);
 }
+
+#[test]
+fn instances_of_a_service_share_equal_cluster_names_and_metadata() {
+    let r = registry();
+    let k = ServiceKey::new("", "", "shared");
+    let meta: Metadata = std::collections::BTreeMap::from([("k".to_string(), "v".to_string())]).into();
+    let with = |ip: &str, cluster: &str| Instance { cluster: cluster.into(), metadata: meta.clone(), ..inst(ip, 80) };
+    r.publish(&ClientId::Conn(1), &k, vec![with("10.0.0.1", "A")]);
+    r.publish(&ClientId::Conn(2), &k, vec![with("10.0.0.2", "A")]);
+    r.publish(&ClientId::Conn(3), &k, vec![with("10.0.0.3", "B")]);
+    let hosts = r.query(&k, &[], false).unwrap().hosts;
+    assert!(Arc::ptr_eq(&hosts[0].cluster, &hosts[1].cluster), "equal cluster names share one allocation");
+    assert_eq!(&*hosts[2].cluster, "B");
+    assert_eq!(hosts[0].metadata, hosts[2].metadata);
+}
