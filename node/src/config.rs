@@ -116,6 +116,15 @@ pub struct Config {
     #[arg(long, env = "CAIRN_HEALTH_CHECK_INTERVAL_MS", default_value_t = 5_000)]
     pub health_check_interval_ms: u64,
 
+    /// Config history older than this many days is purged (Nacos `nacos.config.retention.days`);
+    /// fractions are allowed, 0 keeps history forever.
+    #[arg(long, env = "CAIRN_CONFIG_HISTORY_RETENTION_DAYS", default_value_t = 30.0)]
+    pub config_history_retention_days: f64,
+
+    /// How often (ms) the Raft leader purges config history past its retention.
+    #[arg(long, env = "CAIRN_CONFIG_HISTORY_PURGE_INTERVAL_MS", default_value_t = 600_000)]
+    pub config_history_purge_interval_ms: u64,
+
     /// Build a Raft snapshot (and compact the log) every this many log entries.
     #[arg(long, env = "CAIRN_RAFT_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub raft_snapshot_every: u64,
@@ -166,6 +175,12 @@ impl Config {
         }
         if self.namespace.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(Error::Config("--namespace must not be empty".into()));
+        }
+        if !(self.config_history_retention_days.is_finite() && self.config_history_retention_days >= 0.0) {
+            return Err(Error::Config("--config-history-retention-days must be 0 (keep forever) or more".into()));
+        }
+        if self.config_history_purge_interval_ms < 100 {
+            return Err(Error::Config("--config-history-purge-interval-ms must be at least 100".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::Config("--max-body-bytes must be at least 1024".into()));

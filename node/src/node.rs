@@ -267,6 +267,16 @@ impl Node {
             tracing::info!("ready: raft has a leader and Distro data is loaded");
             Ok(())
         });
+        {
+            let retention =
+                Duration::try_from_secs_f64(config.config_history_retention_days * 86_400.0).unwrap_or(Duration::MAX);
+            let every = Config::ms(config.config_history_purge_interval_ms);
+            let (r, cs, c) = (raft.clone(), config_service.clone(), cancel.clone());
+            tasks.spawn(async move {
+                crate::configs::retention::run(r, cs, retention, every, c).await;
+                Ok(())
+            });
+        }
         if config.auto_join && membership.is_discovered() {
             let (r, mb, c) = (raft.clone(), membership.clone(), cancel.clone());
             tasks.spawn(async move {

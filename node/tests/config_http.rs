@@ -1331,3 +1331,28 @@ async fn config_metrics_follow_writes() {
         .await;
     assert_eq!(err, Some(1.0));
 }
+
+/// History older than `--config-history-retention-days` is purged by the Raft leader (here
+/// 0.00005 days = 4.3 s, checked every 200 ms); the configs stay and new history is recorded.
+#[tokio::test]
+async fn history_past_its_retention_is_purged() {
+    let node =
+        TestNode::start(&["--config-history-retention-days", "0.00005", "--config-history-purge-interval-ms", "200"]);
+    let published = Instant::now();
+    node.put("aging.txt", "v1").await;
+    node.put("aging.txt", "v2").await;
+    assert_eq!(node.history("aging.txt", "", "1", "10").await["totalCount"], 2);
+    loop {
+        let h = node.history("aging.txt", "", "1", "10").await;
+        if h["totalCount"] == 0 {
+            break;
+        }
+        assert!(published.elapsed() < Duration::from_secs(15), "history not purged after 15 s: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = published.elapsed();
+    assert!(waited >= Duration::from_secs(4), "purged after {waited:?}, before its 4.3 s retention");
+    assert_eq!(node.content(&[("dataId", "aging.txt"), ("group", G)]).await, "v2");
+    node.put("aging.txt", "v3").await;
+    assert_eq!(node.history("aging.txt", "", "1", "10").await["totalCount"], 1);
+}

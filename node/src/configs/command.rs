@@ -57,6 +57,14 @@ pub enum ConfigCommand {
         /// Id.
         id: String,
     },
+    /// Delete config history recorded before `before_ms` (epoch ms), oldest first, at most
+    /// `limit` records (one bounded transaction; the purger repeats while the limit is reached).
+    PurgeHistory {
+        /// Cut-off (epoch ms), decided by the proposer so every replica deletes the same records.
+        before_ms: i64,
+        /// Most records deleted by this command.
+        limit: u32,
+    },
 }
 
 /// What applying a command answered.
@@ -73,4 +81,9 @@ pub enum ConfigOutcome {
     NotFound,
     /// Refused with a reason (e.g. namespace exists, namespace not empty).
     Rejected(String),
+    /// History records deleted by [`ConfigCommand::PurgeHistory`].
+    Purged {
+        /// How many.
+        count: u32,
+    },
 }

@@ -5,6 +5,7 @@ pub mod command;
 pub mod listeners;
 pub mod longpoll;
 pub mod model;
+pub mod retention;
 pub mod service;
 pub mod store;
 pub mod validate;

@@ -53,7 +53,8 @@ pub struct PublishInput {
     pub src_ip: String,
 }
 
-fn now_ms() -> i64 {
+/// Now, in epoch milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -156,7 +157,7 @@ impl ConfigService {
             at_ms: now_ms(),
         };
         match replicate::config(&*self.replicator, cmd).await? {
-            ConfigOutcome::Done { .. } => Ok(()),
+            ConfigOutcome::Done { .. } | ConfigOutcome::Purged { .. } => Ok(()),
             ConfigOutcome::CasMismatch => Err(Error::CasMismatch("publish failed: server md5 may have changed".into())),
             ConfigOutcome::NotFound => Err(Error::NotFound("config data not exist".into())),
             ConfigOutcome::Rejected(why) => Err(Error::InvalidParam(why)),
@@ -169,6 +170,14 @@ impl ConfigService {
         match replicate::config(&*self.replicator, cmd).await? {
             ConfigOutcome::Rejected(why) => Err(Error::InvalidParam(why)),
             _ => Ok(()),
+        }
+    }
+
+    /// Deletes up to `limit` history records older than `before_ms` (epoch ms); returns how many.
+    pub async fn purge_history(&self, before_ms: i64, limit: u32) -> Result<u32> {
+        match replicate::config(&*self.replicator, ConfigCommand::PurgeHistory { before_ms, limit }).await? {
+            ConfigOutcome::Purged { count } => Ok(count),
+            other => Err(Error::Storage { action: "purging config history", message: format!("unexpected {other:?}") }),
         }
     }
 

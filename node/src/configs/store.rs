@@ -299,7 +299,44 @@ impl ConfigStore {
                 self.pending.lock().push(Change::Namespace { id: id.clone(), ns: None });
                 Ok(ConfigOutcome::Done { changed: true })
             }
+            ConfigCommand::PurgeHistory { before_ms, limit } => self.purge_history(tx, *before_ms, *limit),
         }
+    }
+
+    /// Deletes history records older than `before_ms`, oldest (lowest `nid`) first, stopping at
+    /// the first newer record or after `limit`. Records are in `nid` (log) order, which follows
+    /// time up to the skew between the members' clocks; a stray older record behind a newer one
+    /// goes in a later round. A record that does not decode stops the purge (it is kept and logged).
+    fn purge_history(&self, tx: &WriteTransaction, before_ms: i64, limit: u32) -> Result<ConfigOutcome> {
+        /// The fields of a stored [`HistoryRecord`] the purge needs.
+        #[derive(Deserialize)]
+        struct Dated {
+            key: ConfigKey,
+            modified_ms: i64,
+        }
+        let mut h = tx.open_table(HISTORY).map_err(|e| storage("opening history")(e.into()))?;
+        let mut doomed = Vec::new();
+        for row in h.iter().map_err(|e| storage("reading history")(e.into()))? {
+            if doomed.len() >= limit as usize {
+                break;
+            }
+            let (nid, v) = row.map_err(|e| storage("reading history")(e.into()))?;
+            match serde_json::from_slice::<Dated>(v.value()) {
+                Ok(d) if d.modified_ms < before_ms => doomed.push((nid.value(), d.key)),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(nid = nid.value(), error = %e, "history purge stops at an undecodable record");
+                    break;
+                }
+            }
+        }
+        let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
+        for (nid, key) in &doomed {
+            h.remove(*nid).map_err(|e| storage("purging history")(e.into()))?;
+            let ik = format!("{}{SEP}{nid:020}", key_str(key));
+            ix.remove(ik.as_str()).map_err(|e| storage("purging history index")(e.into()))?;
+        }
+        Ok(ConfigOutcome::Purged { count: doomed.len() as u32 })
     }
 
     /// Writes the history record (op, recorded content, publish type) of a change to `item`,

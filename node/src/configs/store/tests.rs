@@ -160,3 +160,40 @@ fn aborted_changes_stay_invisible() {
     assert!(s.committed().is_empty());
     assert!(s.get(&k).is_none());
 }
+
+#[test]
+fn purge_deletes_history_older_than_the_cut_off_in_batches() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let (a, b) = (ConfigKey::new("", "G", "a"), ConfigKey::new("", "G", "b"));
+    let at = |cmd: ConfigCommand, ms: i64| match cmd {
+        ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, .. } => {
+            ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms: ms }
+        }
+        other => other,
+    };
+    // a: I@1000, U@2000, U@3000; b: I@1500, U@4000 (nids follow the log index).
+    apply(&s, &db, 1, at(publish(&a, "1", None, None), 1000));
+    apply(&s, &db, 2, at(publish(&b, "1", None, None), 1500));
+    apply(&s, &db, 3, at(publish(&a, "2", None, None), 2000));
+    apply(&s, &db, 4, at(publish(&a, "3", None, None), 3000));
+    apply(&s, &db, 5, at(publish(&b, "2", None, None), 4000));
+    let total = |k: &ConfigKey| s.history(&db.begin_read().unwrap(), k, 1, 10).unwrap().0;
+    assert_eq!((total(&a), total(&b)), (3, 2));
+
+    // A batch limit of 2 deletes the two oldest (nid 1 and 2), not the third old one.
+    let purge = |before_ms, limit| ConfigCommand::PurgeHistory { before_ms, limit };
+    assert_eq!(apply(&s, &db, 6, purge(3500, 2)), ConfigOutcome::Purged { count: 2 });
+    assert_eq!((total(&a), total(&b)), (2, 1));
+    // The next round takes the rest before the cut-off (nid 3 and 4), and stops at nid 5 (4000).
+    assert_eq!(apply(&s, &db, 7, purge(3500, 100)), ConfigOutcome::Purged { count: 2 });
+    assert_eq!((total(&a), total(&b)), (0, 1));
+    assert_eq!(apply(&s, &db, 8, purge(3500, 100)), ConfigOutcome::Purged { count: 0 });
+    let rtx = db.begin_read().unwrap();
+    let (_, left) = s.history(&rtx, &b, 1, 10).unwrap();
+    assert_eq!(left.iter().map(|r| r.modified_ms).collect::<Vec<_>>(), [4000]);
+    assert!(s.history_record(&rtx, 1).unwrap().is_none());
+    // The configs themselves are untouched.
+    assert_eq!(s.get(&a).unwrap().content, "3");
+    assert_eq!(s.get(&b).unwrap().content, "2");
+}
