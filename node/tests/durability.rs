@@ -1,6 +1,7 @@
 //! Durability through Raft with real processes: every write acknowledged to a client survives
 //! `kill -9` — of a standalone node, of a 3-node cluster's leader in the middle of a publish
-//! stream (nodes on 127.0.0.1, .2 and .3 with the same ports), and of the whole cluster.
+//! stream (nodes on 127.0.0.1, .2 and .3 with the same ports), and of the whole cluster; and
+//! history retention deletes the same expired records on every member.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -278,4 +279,55 @@ async fn persistent_instances_are_health_checked_and_survive_kill9() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "ok");
     assert!(list_hosts(&m, "pers").await.is_empty());
+}
+
+/// Total history records of `data_id` (group `DUR`) as member `m` sees them.
+async fn history_total(c: &reqwest::Client, m: &Member, data_id: &str) -> Option<u64> {
+    let url =
+        format!("{}/nacos/v1/cs/history?search=accurate&dataId={data_id}&group=DUR&pageNo=1&pageSize=10", m.base());
+    let v: serde_json::Value = c.get(url).send().await.ok()?.json().await.ok()?;
+    v["totalCount"].as_u64()
+}
+
+/// Waits until `m` holds `want` history records of `aging`, failing at `deadline`.
+async fn wait_history(c: &reqwest::Client, m: &Member, want: u64, deadline: Instant) {
+    loop {
+        let total = history_total(c, m, "aging").await;
+        if total == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{}: history {total:?}, expected {want}", m.base());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Config history past its retention (here 0.0001 days = 8.6 s) is purged through Raft: the
+/// leader's purge commands delete the same records on every member, and the configs stay.
+#[tokio::test]
+async fn cluster_purges_expired_history_on_every_member() {
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let port = free_port(&ips);
+    let members = ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(",");
+    let mut nodes: Vec<Member> = ips.iter().map(|ip| Member::new(ip, port, "purge", Some(members.clone()))).collect();
+    for n in &mut nodes {
+        n.start_with(&["--config-history-retention-days", "0.0001", "--config-history-purge-interval-ms", "200"]);
+    }
+    for n in &nodes {
+        wait_ready(n, Duration::from_secs(30)).await;
+    }
+    let c = client();
+    let published = Instant::now();
+    for (i, n) in nodes.iter().enumerate() {
+        assert!(publish(&c, n, "aging", &format!("v{i}")).await, "publish through {}", n.base());
+    }
+    // Every member applies the three records (followers may lag the leader a little), then
+    // purges them.
+    for n in &nodes {
+        wait_history(&c, n, 3, published + Duration::from_secs(8)).await;
+    }
+    for n in &nodes {
+        wait_history(&c, n, 0, published + Duration::from_secs(25)).await;
+        assert_eq!(read(&c, n, "aging").await.as_deref(), Some("v2"), "{}", n.base());
+    }
+    assert!(published.elapsed() >= Duration::from_secs(8), "purged before the 8.6 s retention");
 }
