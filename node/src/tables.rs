@@ -1,4 +1,5 @@
-//! Helpers shared by the state machines' redb tables: JSON rows and storage errors with context.
+//! Helpers shared by the state machines' redb tables: JSON rows, storage errors with context,
+//! and the postcard encoding of tables in Raft snapshots.
 
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};

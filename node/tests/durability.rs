@@ -137,18 +137,25 @@ async fn standalone_survives_kill9() {
     assert_all_there(&m, &acked, Duration::from_secs(5)).await;
 }
 
-#[tokio::test]
-async fn cluster_keeps_every_acknowledged_publish_through_leader_kill_and_full_restart() {
+/// Starts a 3-node cluster on 127.0.0.1, .2 and .3 (same ports) with `extra` flags, and waits
+/// until every member is ready.
+async fn start_cluster(tag: &str, extra: &[&str]) -> Vec<Member> {
     let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     let port = free_port(&ips);
     let members = ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(",");
-    let mut nodes: Vec<Member> = ips.iter().map(|ip| Member::new(ip, port, "cluster", Some(members.clone()))).collect();
+    let mut nodes: Vec<Member> = ips.iter().map(|ip| Member::new(ip, port, tag, Some(members.clone()))).collect();
     for n in &mut nodes {
-        n.start();
+        n.start_with(extra);
     }
     for n in &nodes {
         wait_ready(n, Duration::from_secs(30)).await;
     }
+    nodes
+}
+
+#[tokio::test]
+async fn cluster_keeps_every_acknowledged_publish_through_leader_kill_and_full_restart() {
+    let mut nodes = start_cluster("cluster", &[]).await;
 
     // A stream of publishes, round-robin over the nodes (followers forward to the leader).
     let c = client();
@@ -305,16 +312,11 @@ async fn wait_history(c: &reqwest::Client, m: &Member, want: u64, deadline: Inst
 /// leader's purge commands delete the same records on every member, and the configs stay.
 #[tokio::test]
 async fn cluster_purges_expired_history_on_every_member() {
-    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
-    let port = free_port(&ips);
-    let members = ips.iter().map(|ip| format!("{ip}:{port}")).collect::<Vec<_>>().join(",");
-    let mut nodes: Vec<Member> = ips.iter().map(|ip| Member::new(ip, port, "purge", Some(members.clone()))).collect();
-    for n in &mut nodes {
-        n.start_with(&["--config-history-retention-days", "0.0001", "--config-history-purge-interval-ms", "200"]);
-    }
-    for n in &nodes {
-        wait_ready(n, Duration::from_secs(30)).await;
-    }
+    let nodes = start_cluster(
+        "purge",
+        &["--config-history-retention-days", "0.0001", "--config-history-purge-interval-ms", "200"],
+    )
+    .await;
     let c = client();
     let published = Instant::now();
     for (i, n) in nodes.iter().enumerate() {

@@ -157,10 +157,13 @@ impl ConfigService {
             at_ms: now_ms(),
         };
         match replicate::config(&*self.replicator, cmd).await? {
-            ConfigOutcome::Done { .. } | ConfigOutcome::Purged { .. } => Ok(()),
+            ConfigOutcome::Done { .. } => Ok(()),
             ConfigOutcome::CasMismatch => Err(Error::CasMismatch("publish failed: server md5 may have changed".into())),
             ConfigOutcome::NotFound => Err(Error::NotFound("config data not exist".into())),
             ConfigOutcome::Rejected(why) => Err(Error::InvalidParam(why)),
+            other @ ConfigOutcome::Purged { .. } => {
+                Err(Error::Storage { action: "publishing a config", message: format!("unexpected {other:?}") })
+            }
         }
     }
 

@@ -35,6 +35,12 @@ fn key_from_str(s: &str) -> Option<ConfigKey> {
     Some(ConfigKey::new(ns, g, d))
 }
 
+/// The `config_history_by_key` entry of history record `nid`: the config's key, then the nid
+/// zero-padded so a key's records sort by nid.
+fn history_index_key(key: &ConfigKey, nid: u64) -> String {
+    format!("{}{SEP}{nid:020}", key_str(key))
+}
+
 /// The config command being applied, as its history records need it: the transaction, the log
 /// index (the history id), the key and who made the change when.
 #[derive(Clone, Copy)]
@@ -333,7 +339,7 @@ impl ConfigStore {
         let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
         for (nid, key) in &doomed {
             h.remove(*nid).map_err(|e| storage("purging history")(e.into()))?;
-            let ik = format!("{}{SEP}{nid:020}", key_str(key));
+            let ik = history_index_key(key, *nid);
             ix.remove(ik.as_str()).map_err(|e| storage("purging history index")(e.into()))?;
         }
         Ok(ConfigOutcome::Purged { count: doomed.len() as u32 })
@@ -366,7 +372,7 @@ impl ConfigStore {
         let mut h = tx.open_table(HISTORY).map_err(|e| storage("opening history")(e.into()))?;
         h.insert(nid, to_json(&rec).as_slice()).map_err(|e| storage("writing history")(e.into()))?;
         let mut by_key = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
-        let ix = format!("{}{SEP}{nid:020}", key_str(key));
+        let ix = history_index_key(key, nid);
         by_key.insert(ix.as_str(), nid).map_err(|e| storage("writing history index")(e.into()))?;
         Ok(())
     }
@@ -445,7 +451,7 @@ impl ConfigStore {
         let Some(rec) = self.history_record(tx, nid)? else { return Ok(None) };
         let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok(None) };
         let from = format!("{}{SEP}", key_str(&rec.key));
-        let to = format!("{}{SEP}{nid:020}", key_str(&rec.key));
+        let to = history_index_key(&rec.key, nid);
         let prev = by_key
             .range(from.as_str()..to.as_str())
             .map_err(|e| storage("reading history index")(e.into()))?
@@ -489,7 +495,7 @@ impl ConfigStore {
         for (nid, v) in &dump.history {
             h.insert(*nid, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
             let rec: HistoryRecord = from_json(v, "restoring snapshot")?;
-            let k = format!("{}{SEP}{nid:020}", key_str(&rec.key));
+            let k = history_index_key(&rec.key, *nid);
             ix.insert(k.as_str(), *nid).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut n = tx.open_table(NAMESPACES).map_err(|e| storage("restoring snapshot")(e.into()))?;

@@ -4,7 +4,7 @@
 //! with a connection id, the bi-stream's `ConnectionSetupRequest`, `HealthCheckRequest`) and
 //! answers every other unary request at once with a canned success of the matching type
 //! (`ServiceQueryRequest` gets a fixed 10-host `serviceInfo` of the size Cairn answers). It keeps
-//! no state and does no work, so what the load generator measures against it is the best this
+//! no state and does no work beyond reading the `requestId` it echoes, so what the load generator measures against it is the best this
 //! machine's HTTP/2 stack (tonic, hyper, h2, the kernel's loopback TCP) allows a Nacos server
 //! written on it, with the load generator on the same cores.
 //!
