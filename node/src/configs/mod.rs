@@ -2,6 +2,7 @@
 //! versions, and the long-polling wire format. Persistence goes through Raft.
 
 pub mod command;
+mod history_index;
 pub mod listeners;
 pub mod longpoll;
 pub mod model;

@@ -47,7 +47,14 @@ impl fmt::Debug for ConfigKey {
 
 /// Lowercase hex MD5 of the UTF-8 bytes (Nacos's `md5`).
 pub fn md5_hex(content: &str) -> String {
-    format!("{:x}", md5::compute(content.as_bytes()))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = md5::compute(content.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in digest.0 {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Descriptive fields of a config (all optional on publish).

@@ -2,17 +2,21 @@
 //! Raft batch is atomic with `last_applied`), keeps every config in memory for reads, and
 //! reports what changed once the transaction is committed.
 //!
-//! Tables: `configs` (key → item JSON), `config_history` (nid → record JSON),
-//! `config_history_by_key` (key␟nid → nid), `namespaces` (id → namespace JSON).
+//! Tables: `configs` (key → item JSON), `config_history` (nid → record JSON), `namespaces`
+//! (id → namespace JSON). Which records belong to which config is kept in memory
+//! ([`HistoryIndex`]); databases written before that still hold a `config_history_by_key`
+//! table, which the first applied command deletes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::configs::command::{ConfigCommand, ConfigOutcome};
+use crate::configs::history_index::{HistoryIndex, IndexOp};
 use crate::configs::model::{Beta, ConfigItem, ConfigKey, HistoryRecord, Namespace, OpType, md5_hex};
 use crate::error::Result;
 use crate::naming::model::PUBLIC_NAMESPACE;
@@ -20,7 +24,8 @@ use crate::tables::{TableRows, append_blob, from_blob, from_json, get_json, open
 
 const CONFIGS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("configs");
 const HISTORY: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("config_history");
-const HISTORY_BY_KEY: TableDefinition<'static, &str, u64> = TableDefinition::new("config_history_by_key");
+/// The on-disk history index of earlier versions (config key␟nid → nid); deleted when found.
+const LEGACY_HISTORY_BY_KEY: TableDefinition<'static, &str, u64> = TableDefinition::new("config_history_by_key");
 const NAMESPACES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("namespaces");
 
 const SEP: char = '\u{1f}';
@@ -33,12 +38,6 @@ fn key_from_str(s: &str) -> Option<ConfigKey> {
     let mut it = s.split(SEP);
     let (ns, g, d) = (it.next()?, it.next()?, it.next()?);
     Some(ConfigKey::new(ns, g, d))
-}
-
-/// The `config_history_by_key` entry of history record `nid`: the config's key, then the nid
-/// zero-padded so a key's records sort by nid.
-fn history_index_key(key: &ConfigKey, nid: u64) -> String {
-    format!("{}{SEP}{nid:020}", key_str(key))
 }
 
 /// The config command being applied, as its history records need it: the transaction, the log
@@ -93,12 +92,27 @@ struct DumpOut<'a> {
     namespaces: TableRows<'a, &'static str>,
 }
 
+/// What the commands applied in the current transaction changed, visible once it commits.
+#[derive(Default)]
+struct Pending {
+    /// In order, for the in-memory view and for notification.
+    changes: Vec<Change>,
+    /// History index changes, in order.
+    index: Vec<IndexOp>,
+    /// Each config's state as of the last command applied (`None` = removed), read by later
+    /// commands of the same transaction instead of the committed view.
+    items: HashMap<ConfigKey, Option<Arc<ConfigItem>>>,
+}
+
 /// The config state machine and its in-memory read view.
 #[derive(Default)]
 pub struct ConfigStore {
     cache: RwLock<HashMap<ConfigKey, Arc<ConfigItem>>>,
     namespaces: RwLock<BTreeMap<String, Namespace>>,
-    pending: Mutex<Vec<Change>>,
+    history_index: RwLock<HistoryIndex>,
+    pending: Mutex<Pending>,
+    /// The database still holds [`LEGACY_HISTORY_BY_KEY`].
+    legacy_index: AtomicBool,
 }
 
 impl ConfigStore {
@@ -125,9 +139,39 @@ impl ConfigStore {
                 namespaces.insert(k.value().to_owned(), from_json::<Namespace>(v.value(), "reading namespaces")?);
             }
         }
+        let mut index = HistoryIndex::default();
+        if let Ok(t) = tx.open_table(HISTORY) {
+            /// The field of a stored [`HistoryRecord`] the index needs.
+            #[derive(Deserialize)]
+            struct Keyed {
+                key: ConfigKey,
+            }
+            for row in t.iter().map_err(|e| storage("reading history")(e.into()))? {
+                let (nid, v) = row.map_err(|e| storage("reading history")(e.into()))?;
+                index.add(from_json::<Keyed>(v.value(), "reading history")?.key, nid.value());
+            }
+        }
+        let legacy = tx.open_table(LEGACY_HISTORY_BY_KEY).is_ok();
         *self.cache.write() = cache;
         *self.namespaces.write() = namespaces;
+        *self.history_index.write() = index;
+        self.legacy_index.store(legacy, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A config as of the commands applied so far in the current transaction.
+    fn current(&self, pending: &Pending, key: &ConfigKey) -> Option<Arc<ConfigItem>> {
+        match pending.items.get(key) {
+            Some(item) => item.clone(),
+            None => self.get(key),
+        }
+    }
+
+    /// Records that the current transaction changed `key` to `item`.
+    fn changed(&self, key: &ConfigKey, item: Option<Arc<ConfigItem>>, md5_changed: bool) {
+        let mut pending = self.pending.lock();
+        pending.items.insert(key.clone(), item.clone());
+        pending.changes.push(Change::Config { key: key.clone(), item, md5_changed });
     }
 
     /// A config as committed.
@@ -166,18 +210,20 @@ impl ConfigStore {
     /// Applies one command at log `index` inside `tx`. Reads go through `tx`, so several commands
     /// in one transaction see each other. The in-memory view changes only in [`Self::committed`].
     pub fn apply(&self, tx: &WriteTransaction, index: u64, cmd: &ConfigCommand) -> Result<ConfigOutcome> {
+        if self.legacy_index.swap(false, Ordering::Relaxed) {
+            tx.delete_table(LEGACY_HISTORY_BY_KEY).map_err(|e| storage("deleting the old history index")(e.into()))?;
+        }
         match cmd {
             ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms } => {
-                let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
-                let ks = key_str(key);
-                let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
+                let current = self.current(&self.pending.lock(), key);
                 if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current)
                     && cur.md5 != cas
                 {
                     return Ok(ConfigOutcome::CasMismatch);
                 }
                 let md5 = md5_hex(content);
-                let (item, op, history_content, changed) = match (beta_ips, current) {
+                let current = current.map(Arc::unwrap_or_clone);
+                let (item, op, recorded, changed) = match (beta_ips, current) {
                     (Some(ips), Some(mut cur)) => {
                         let changed = cur.beta.as_ref().is_none_or(|b| b.md5 != md5 || &b.ips != ips);
                         cur.beta = Some(Beta {
@@ -186,7 +232,7 @@ impl ConfigStore {
                             md5: md5.clone(),
                             modified_ms: *at_ms,
                         });
-                        (cur, OpType::Update, content.clone(), changed)
+                        (cur, OpType::Update, (content.clone(), md5.clone()), changed)
                     }
                     (Some(_), None) => {
                         return Ok(ConfigOutcome::Rejected(
@@ -195,7 +241,7 @@ impl ConfigStore {
                     }
                     (None, Some(cur)) => {
                         let changed = cur.md5 != md5;
-                        let previous = cur.content.clone();
+                        let previous = (cur.content.clone(), cur.md5.clone());
                         let item = ConfigItem {
                             content: content.clone(),
                             md5: md5.clone(),
@@ -219,28 +265,25 @@ impl ConfigStore {
                             modified_ms: *at_ms,
                             beta: None,
                         };
-                        (item, OpType::Insert, content.clone(), true)
+                        (item, OpType::Insert, (content.clone(), md5.clone()), true)
                     }
                 };
+                let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 configs
-                    .insert(ks.as_str(), to_json(&item).as_slice())
+                    .insert(key_str(key).as_str(), to_json(&item).as_slice())
                     .map_err(|e| storage("writing a config")(e.into()))?;
                 drop(configs);
                 let publish_type = if beta_ips.is_some() { "gray" } else { "formal" };
                 let origin = Origin { tx, nid: index, key, src_user, src_ip, at_ms: *at_ms };
-                self.record_history(&origin, &item, op, history_content, publish_type)?;
-                self.pending.lock().push(Change::Config {
-                    key: key.clone(),
-                    item: Some(Arc::new(item)),
-                    md5_changed: changed,
-                });
+                self.record_history(&origin, &item, op, recorded, publish_type)?;
+                self.changed(key, Some(Arc::new(item)), changed);
                 Ok(ConfigOutcome::Done { changed })
             }
             ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms } => {
+                let current = self.current(&self.pending.lock(), key);
+                let Some(mut cur) = current.map(Arc::unwrap_or_clone) else { return Ok(ConfigOutcome::NotFound) };
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
-                let current: Option<ConfigItem> = get_json(&configs, ks.as_str(), "reading a config")?;
-                let Some(mut cur) = current else { return Ok(ConfigOutcome::NotFound) };
                 let origin = Origin { tx, nid: index, key, src_user, src_ip, at_ms: *at_ms };
                 if *beta_only {
                     let Some(beta) = cur.beta.take() else { return Ok(ConfigOutcome::NotFound) };
@@ -248,18 +291,14 @@ impl ConfigStore {
                         .insert(ks.as_str(), to_json(&cur).as_slice())
                         .map_err(|e| storage("writing a config")(e.into()))?;
                     drop(configs);
-                    self.record_history(&origin, &cur, OpType::Delete, beta.content, "gray")?;
-                    self.pending.lock().push(Change::Config {
-                        key: key.clone(),
-                        item: Some(Arc::new(cur)),
-                        md5_changed: true,
-                    });
+                    self.record_history(&origin, &cur, OpType::Delete, (beta.content, beta.md5), "gray")?;
+                    self.changed(key, Some(Arc::new(cur)), true);
                 } else {
                     configs.remove(ks.as_str()).map_err(|e| storage("removing a config")(e.into()))?;
                     drop(configs);
-                    let previous = cur.content.clone();
+                    let previous = (cur.content.clone(), cur.md5.clone());
                     self.record_history(&origin, &cur, OpType::Delete, previous, "formal")?;
-                    self.pending.lock().push(Change::Config { key: key.clone(), item: None, md5_changed: true });
+                    self.changed(key, None, true);
                 }
                 Ok(ConfigOutcome::Done { changed: true })
             }
@@ -272,7 +311,7 @@ impl ConfigStore {
                 }
                 t.insert(ns.id.as_str(), to_json(ns).as_slice())
                     .map_err(|e| storage("writing a namespace")(e.into()))?;
-                self.pending.lock().push(Change::Namespace { id: ns.id.clone(), ns: Some(ns.clone()) });
+                self.pending.lock().changes.push(Change::Namespace { id: ns.id.clone(), ns: Some(ns.clone()) });
                 Ok(ConfigOutcome::Done { changed: true })
             }
             ConfigCommand::UpdateNamespace { id, name, desc } => {
@@ -282,7 +321,7 @@ impl ConfigStore {
                 ns.name = name.clone();
                 ns.desc = desc.clone();
                 t.insert(id.as_str(), to_json(&ns).as_slice()).map_err(|e| storage("writing a namespace")(e.into()))?;
-                self.pending.lock().push(Change::Namespace { id: id.clone(), ns: Some(ns) });
+                self.pending.lock().changes.push(Change::Namespace { id: id.clone(), ns: Some(ns) });
                 Ok(ConfigOutcome::Done { changed: true })
             }
             ConfigCommand::DeleteNamespace { id } => {
@@ -302,7 +341,7 @@ impl ConfigStore {
                 if t.remove(id.as_str()).map_err(|e| storage("removing a namespace")(e.into()))?.is_none() {
                     return Ok(ConfigOutcome::NotFound);
                 }
-                self.pending.lock().push(Change::Namespace { id: id.clone(), ns: None });
+                self.pending.lock().changes.push(Change::Namespace { id: id.clone(), ns: None });
                 Ok(ConfigOutcome::Done { changed: true })
             }
             ConfigCommand::PurgeHistory { before_ms, limit } => self.purge_history(tx, *before_ms, *limit),
@@ -336,23 +375,23 @@ impl ConfigStore {
                 }
             }
         }
-        let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
-        for (nid, key) in &doomed {
-            h.remove(*nid).map_err(|e| storage("purging history")(e.into()))?;
-            let ik = history_index_key(key, *nid);
-            ix.remove(ik.as_str()).map_err(|e| storage("purging history index")(e.into()))?;
+        let count = doomed.len() as u32;
+        let mut pending = self.pending.lock();
+        for (nid, key) in doomed {
+            h.remove(nid).map_err(|e| storage("purging history")(e.into()))?;
+            pending.index.push(IndexOp::Remove(key, nid));
         }
-        Ok(ConfigOutcome::Purged { count: doomed.len() as u32 })
+        Ok(ConfigOutcome::Purged { count })
     }
 
-    /// Writes the history record (op, recorded content, publish type) of a change to `item`,
-    /// made by the command that `origin` describes.
+    /// Writes the history record (op, recorded content and its md5, publish type) of a change to
+    /// `item`, made by the command that `origin` describes.
     fn record_history(
         &self,
         origin: &Origin<'_>,
         item: &ConfigItem,
         op: OpType,
-        content: String,
+        (content, md5): (String, String),
         publish_type: &str,
     ) -> Result<()> {
         let Origin { tx, nid, key, src_user, src_ip, at_ms } = *origin;
@@ -360,7 +399,7 @@ impl ConfigStore {
             nid,
             id: item.id,
             key: key.clone(),
-            md5: md5_hex(&content),
+            md5,
             content,
             app_name: item.meta.app_name.clone(),
             src_user: src_user.to_owned(),
@@ -371,15 +410,16 @@ impl ConfigStore {
         };
         let mut h = tx.open_table(HISTORY).map_err(|e| storage("opening history")(e.into()))?;
         h.insert(nid, to_json(&rec).as_slice()).map_err(|e| storage("writing history")(e.into()))?;
-        let mut by_key = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("opening history index")(e.into()))?;
-        let ix = history_index_key(key, nid);
-        by_key.insert(ix.as_str(), nid).map_err(|e| storage("writing history index")(e.into()))?;
+        self.pending.lock().index.push(IndexOp::Add(rec.key, nid));
         Ok(())
     }
 
     /// Makes the changes of a committed transaction visible; returns them for notification.
     pub fn committed(&self) -> Vec<Change> {
-        let changes: Vec<Change> = std::mem::take(&mut *self.pending.lock());
+        let Pending { changes, index, items: _ } = std::mem::take(&mut *self.pending.lock());
+        if !index.is_empty() {
+            self.history_index.write().apply(index);
+        }
         if changes.is_empty() {
             return changes;
         }
@@ -406,7 +446,7 @@ impl ConfigStore {
 
     /// Drops uncommitted changes (the transaction was aborted).
     pub fn aborted(&self) {
-        self.pending.lock().clear();
+        *self.pending.lock() = Pending::default();
     }
 
     /// History of one config, newest first, paged (1-based). Returns (total, page).
@@ -417,19 +457,9 @@ impl ConfigStore {
         page_no: usize,
         page_size: usize,
     ) -> Result<(usize, Vec<HistoryRecord>)> {
-        let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok((0, Vec::new())) };
-        let from = format!("{}{SEP}", key_str(key));
-        let to = format!("{}{}", key_str(key), '\u{20}');
-        let mut nids = Vec::new();
-        for row in by_key.range(from.as_str()..to.as_str()).map_err(|e| storage("reading history index")(e.into()))? {
-            let (_, v) = row.map_err(|e| storage("reading history index")(e.into()))?;
-            nids.push(v.value());
-        }
-        nids.reverse();
-        let total = nids.len();
-        let start = page_no.saturating_sub(1).saturating_mul(page_size);
+        let (total, nids) = self.history_index.read().page(key, page_no, page_size);
         let mut out = Vec::new();
-        for nid in nids.into_iter().skip(start).take(page_size) {
+        for nid in nids {
             if let Some(r) = self.history_record(tx, nid)? {
                 out.push(r);
             }
@@ -449,16 +479,7 @@ impl ConfigStore {
     /// The record before `nid` of the same config (`/history/previous`).
     pub fn history_previous(&self, tx: &ReadTransaction, nid: u64) -> Result<Option<HistoryRecord>> {
         let Some(rec) = self.history_record(tx, nid)? else { return Ok(None) };
-        let Ok(by_key) = tx.open_table(HISTORY_BY_KEY) else { return Ok(None) };
-        let from = format!("{}{SEP}", key_str(&rec.key));
-        let to = history_index_key(&rec.key, nid);
-        let prev = by_key
-            .range(from.as_str()..to.as_str())
-            .map_err(|e| storage("reading history index")(e.into()))?
-            .next_back()
-            .transpose()
-            .map_err(|e| storage("reading history index")(e.into()))?
-            .map(|(_, v)| v.value());
+        let prev = self.history_index.read().previous(&rec.key, nid);
         match prev {
             Some(p) => self.history_record(tx, p),
             None => Ok(None),
@@ -485,24 +506,20 @@ impl ConfigStore {
             tx.delete_table(name).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         tx.delete_table(HISTORY).map_err(|e| storage("restoring snapshot")(e.into()))?;
-        tx.delete_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
+        tx.delete_table(LEGACY_HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
         let mut c = tx.open_table(CONFIGS).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.configs {
             c.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut h = tx.open_table(HISTORY).map_err(|e| storage("restoring snapshot")(e.into()))?;
-        let mut ix = tx.open_table(HISTORY_BY_KEY).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (nid, v) in &dump.history {
             h.insert(*nid, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
-            let rec: HistoryRecord = from_json(v, "restoring snapshot")?;
-            let k = history_index_key(&rec.key, *nid);
-            ix.insert(k.as_str(), *nid).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
         let mut n = tx.open_table(NAMESPACES).map_err(|e| storage("restoring snapshot")(e.into()))?;
         for (k, v) in &dump.namespaces {
             n.insert(*k, *v).map_err(|e| storage("restoring snapshot")(e.into()))?;
         }
-        self.pending.lock().clear();
+        *self.pending.lock() = Pending::default();
         Ok(())
     }
 }

@@ -197,3 +197,73 @@ fn purge_deletes_history_older_than_the_cut_off_in_batches() {
     assert_eq!(s.get(&a).unwrap().content, "3");
     assert_eq!(s.get(&b).unwrap().content, "2");
 }
+
+/// Commands applied in one transaction (one Raft batch) see each other's writes, although the
+/// committed view changes only at commit.
+#[test]
+fn commands_in_one_transaction_see_each_other() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let k = ConfigKey::new("", "G", "d");
+    let tx = db.begin_write().unwrap();
+    assert_eq!(s.apply(&tx, 1, &publish(&k, "1", None, None)).unwrap(), ConfigOutcome::Done { changed: true });
+    assert!(s.get(&k).is_none(), "not visible before commit");
+    let cas = md5_hex("1");
+    assert_eq!(s.apply(&tx, 2, &publish(&k, "2", Some(&cas), None)).unwrap(), ConfigOutcome::Done { changed: true });
+    assert_eq!(s.apply(&tx, 3, &publish(&k, "3", Some(&cas), None)).unwrap(), ConfigOutcome::CasMismatch);
+    let rm = ConfigCommand::Remove {
+        key: k.clone(),
+        beta_only: false,
+        src_user: String::new(),
+        src_ip: String::new(),
+        at_ms: 4,
+    };
+    assert_eq!(s.apply(&tx, 4, &rm).unwrap(), ConfigOutcome::Done { changed: true });
+    assert_eq!(s.apply(&tx, 5, &rm).unwrap(), ConfigOutcome::NotFound);
+    assert_eq!(s.apply(&tx, 6, &publish(&k, "6", None, None)).unwrap(), ConfigOutcome::Done { changed: true });
+    tx.commit().unwrap();
+    assert_eq!(s.committed().len(), 4);
+    let item = s.get(&k).unwrap();
+    assert_eq!((item.content.as_str(), item.id), ("6", 6), "re-created after the remove: a new row id");
+
+    let rtx = db.begin_read().unwrap();
+    let (total, page) = s.history(&rtx, &k, 1, 10).unwrap();
+    assert_eq!(total, 4);
+    let ops: Vec<_> = page.iter().map(|r| (r.nid, r.op, r.content.as_str(), r.md5 == md5_hex(&r.content))).collect();
+    assert_eq!(
+        ops,
+        [
+            (6, OpType::Insert, "6", true),
+            (4, OpType::Delete, "2", true),
+            (2, OpType::Update, "1", true),
+            (1, OpType::Insert, "1", true)
+        ]
+    );
+    assert_eq!(s.history_previous(&rtx, 4).unwrap().unwrap().nid, 2);
+
+    // A store loaded from disk rebuilds the same history index.
+    let s2 = ConfigStore::new();
+    s2.load(&rtx).unwrap();
+    assert_eq!(s2.history(&rtx, &k, 2, 3).unwrap().1.iter().map(|r| r.nid).collect::<Vec<_>>(), [1]);
+    assert_eq!(s2.history_previous(&rtx, 6).unwrap().unwrap().nid, 4);
+}
+
+/// A database written by a version that kept the history index on disk loses that table at the
+/// first applied command; its history stays listed.
+#[test]
+fn the_old_on_disk_history_index_is_dropped() {
+    let (_d, db) = db();
+    let s = ConfigStore::new();
+    let k = ConfigKey::new("", "G", "d");
+    apply(&s, &db, 1, publish(&k, "1", None, None));
+    let tx = db.begin_write().unwrap();
+    tx.open_table(LEGACY_HISTORY_BY_KEY).unwrap().insert("public\u{1f}G\u{1f}d\u{1f}00000000000000000001", 1).unwrap();
+    tx.commit().unwrap();
+
+    let s = ConfigStore::new();
+    s.load(&db.begin_read().unwrap()).unwrap();
+    apply(&s, &db, 2, publish(&k, "2", None, None));
+    let rtx = db.begin_read().unwrap();
+    assert!(matches!(rtx.open_table(LEGACY_HISTORY_BY_KEY), Err(redb::TableError::TableDoesNotExist(_))));
+    assert_eq!(s.history(&rtx, &k, 1, 10).unwrap().0, 2);
+}
