@@ -129,6 +129,14 @@ pub struct Config {
     #[arg(long, env = "CAIRN_RAFT_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub raft_snapshot_every: u64,
 
+    /// redb quick repair on the Raft log database: a second fsync and the allocator state on
+    /// every append, so that reopening after a crash skips the log's repair scan. Off by
+    /// default: the log is compacted at every snapshot, and after `kill -9` with 200,000
+    /// entries (160 MB) a node was ready again in 0.27 s either way, while the second fsync
+    /// cost about 5% of config publish throughput.
+    #[arg(long, env = "CAIRN_RAFT_LOG_QUICK_REPAIR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub raft_log_quick_repair: bool,
+
     /// Grace period (ms) for graceful shutdown: ConnectReset to clients, then drain.
     #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_MS", default_value_t = 3_000)]
     pub shutdown_grace_ms: u64,

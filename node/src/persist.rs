@@ -51,6 +51,7 @@ impl Persist {
         // log in between stays on disk, not in memory.
         rc.snapshot_policy = cairn_raft::SnapshotPolicy::LogsSinceLast(config.raft_snapshot_every);
         rc.replication_lag_threshold = rc.replication_lag_threshold.max(config.raft_snapshot_every.saturating_mul(2));
+        rc.log_quick_repair = config.raft_log_quick_repair;
         let configs = Arc::new(ConfigStore::new());
         let app = Arc::new(NodeState::new(configs.clone(), NamingPersist::new(registry)));
         let raft = Arc::new(RaftNode::start(rc, app.clone()).await.map_err(raft_err("starting"))?);

