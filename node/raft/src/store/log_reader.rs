@@ -1,4 +1,5 @@
-//! Reading the log: redb for committed entries, the in-memory overlay for the rest.
+//! Reading the log: the in-memory tail (entries not yet in redb, and the newest that are), then
+//! redb for everything before it.
 
 use std::fmt::Debug;
 use std::io;
@@ -6,7 +7,6 @@ use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
 use openraft::entry::RaftEntry;
@@ -14,6 +14,7 @@ use redb::ReadableDatabase;
 
 use super::log_writer::LOG_TABLE;
 use super::log_writer::LogShared;
+use super::log_writer::entry_weight;
 use crate::codec::decode;
 use crate::error::to_io;
 use crate::types::Entry;
@@ -50,11 +51,7 @@ impl LogShared {
         if end.is_some_and(|e| e <= start) {
             return Ok(Vec::new());
         }
-        let overlay: Vec<Entry> = {
-            let mem = self.mem.lock();
-            let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-            mem.pending.range((Bound::Included(start), upper)).map(|(_, e)| e.clone()).collect()
-        };
+        let overlay: Vec<Entry> = self.mem.lock().overlay(start, end);
         let db_end = match (overlay.first().map(|e| e.index()), end) {
             (Some(p), Some(e)) => Some(p.min(e)),
             (Some(p), None) => Some(p),
@@ -87,14 +84,6 @@ impl LogShared {
             out.push(entry);
         }
         Ok(out)
-    }
-}
-
-/// Roughly the encoded size of an entry.
-fn entry_weight(entry: &Entry) -> usize {
-    match &entry.payload {
-        EntryPayload::Normal(command) => command.0.len() + 32,
-        _ => 256,
     }
 }
 

@@ -149,7 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map_or(0, |l| l.index() + 1);
         {
             let mut mem = self.shared.mem.lock();
-            mem.pending.split_off(&from);
+            mem.truncate_from(from);
             match last_log_id {
                 Some(keep) if mem.last_log_id > Some(keep) => mem.last_log_id = Some(keep),
                 Some(_) => {}
@@ -167,8 +167,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             if mem.last_log_id < Some(upto) {
                 mem.last_log_id = Some(upto);
             }
-            let keep = mem.pending.split_off(&(upto.index() + 1));
-            mem.pending = keep;
+            mem.purge_upto(upto.index());
         }
         let encoded = encode("purged log id", &upto).map_err(to_io)?;
         let (done, rx) = oneshot::channel();
@@ -185,6 +184,7 @@ mod tests {
     use openraft::type_config::TypeConfigExt;
 
     use super::*;
+    use crate::store::log_writer::RECENT_ENTRIES;
     use crate::types::Command;
 
     fn entry(index: u64, bytes: usize) -> Entry {
@@ -213,5 +213,45 @@ mod tests {
         let mut reader = store.get_log_reader().await;
         assert_eq!(reader.try_get_log_entries(5..8).await.expect("read").len(), 3);
         assert_eq!(reader.limited_get_log_entries(3, 4).await.expect("read").len(), 1);
+    }
+
+    /// Reads stitch redb and the in-memory tail (flushed entries kept for the state machine,
+    /// then unflushed ones) together in order, through eviction, truncation and purge.
+    #[tokio::test]
+    async fn reads_span_redb_and_the_in_memory_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store =
+            LogStore::open_with(&dir.path().join("log.redb"), false, 1 << 20, Arc::default()).expect("open");
+        let n = RECENT_ENTRIES as u64 + 900;
+        let (tx, rx) = TypeConfig::oneshot();
+        store.append((1..=n).map(|i| entry(i, 16)), IOFlushed::signal(tx)).await.expect("append");
+        rx.await.expect("callback").expect("flushed");
+        {
+            let mem = store.shared.mem.lock();
+            assert!(mem.pending.is_empty());
+            assert_eq!(mem.recent.len(), RECENT_ENTRIES, "the oldest flushed entries left memory");
+        }
+        let mut reader = store.get_log_reader().await;
+        let indexes = |v: Vec<Entry>| v.iter().map(|e| e.index()).collect::<Vec<_>>();
+        assert_eq!(indexes(reader.try_get_log_entries(1..=n).await.expect("read")), (1..=n).collect::<Vec<_>>());
+        assert_eq!(indexes(reader.try_get_log_entries(890..910).await.expect("read")), (890..910).collect::<Vec<_>>());
+
+        // Truncate inside the in-memory tail, then append a new term there.
+        store.truncate_after(Some(openraft::testing::log_id::<TypeConfig>(1, 1, n - 10))).await.expect("truncate");
+        let (tx, rx) = TypeConfig::oneshot();
+        let newer = |i| Entry::new_normal(openraft::testing::log_id::<TypeConfig>(2, 1, i), Command(vec![9; 16]));
+        store.append((n - 9..=n - 5).map(newer), IOFlushed::signal(tx)).await.expect("append");
+        let got = reader.try_get_log_entries(n - 12..).await.expect("read");
+        let terms: Vec<_> = got.iter().map(|e| (e.index(), e.log_id.leader_id.term)).collect();
+        let want: Vec<_> = (n - 12..=n - 10).map(|i| (i, 1)).chain((n - 9..=n - 5).map(|i| (i, 2))).collect();
+        assert_eq!(terms, want);
+        rx.await.expect("callback").expect("flushed");
+        assert_eq!(reader.try_get_log_entries(n - 12..).await.expect("read").len(), 8);
+
+        // Purge into the in-memory tail.
+        store.purge(openraft::testing::log_id::<TypeConfig>(1, 1, n - 20)).await.expect("purge");
+        let got = indexes(reader.try_get_log_entries(n - 19..).await.expect("read"));
+        assert_eq!(got, (n - 19..=n - 5).collect::<Vec<_>>());
+        assert!(store.shared.mem.lock().recent.keys().all(|&i| i > n - 20));
     }
 }

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
+use openraft::EntryPayload;
 use openraft::storage::IOFlushed;
 use parking_lot::Mutex;
 use redb::Durability;
@@ -33,6 +35,11 @@ pub(crate) const PURGED_KEY: &str = "purged";
 /// Most operations folded into one transaction.
 const MAX_GROUP: usize = 4096;
 
+/// Most entries kept in memory once redb has them ([`LogMem::recent`]).
+pub(crate) const RECENT_ENTRIES: usize = 4096;
+/// Most bytes (roughly) of entries kept in memory once redb has them.
+const RECENT_BYTES: usize = 8 << 20;
+
 /// The in-memory side of the log, shared by the store, its readers and the writer thread.
 pub(crate) struct LogShared {
     pub(crate) db: redb::Database,
@@ -49,8 +56,70 @@ pub(crate) struct LogMem {
     pub(crate) last_purged: Option<LogId>,
     pub(crate) last_log_id: Option<LogId>,
     /// Appended entries whose transaction has not committed yet (readable at once, as openraft
-    /// requires; removed by the writer once redb has them).
+    /// requires; moved to `recent` by the writer once redb has them).
     pub(crate) pending: BTreeMap<u64, Entry>,
+    /// The newest entries redb already has, just below `pending` (bounded by
+    /// [`RECENT_ENTRIES`] and [`RECENT_BYTES`]): the state machine applies an entry right after
+    /// it is flushed, and reads it from here instead of decoding it back from redb.
+    pub(crate) recent: BTreeMap<u64, Entry>,
+    recent_bytes: usize,
+}
+
+impl LogMem {
+    /// Copies of the in-memory entries with index in `start..end` (`None` = unbounded), in
+    /// order. They are a contiguous tail of the log: redb holds everything before the first.
+    pub(crate) fn overlay(&self, start: u64, end: Option<u64>) -> Vec<Entry> {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = (Bound::Included(start), upper);
+        self.recent.range(range).chain(self.pending.range(range)).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Forgets in-memory entries with index `>= from` (a truncation).
+    pub(crate) fn truncate_from(&mut self, from: u64) {
+        self.pending.split_off(&from);
+        for (_, e) in self.recent.split_off(&from) {
+            self.recent_bytes -= entry_weight(&e);
+        }
+    }
+
+    /// Forgets in-memory entries with index `<= upto` (a purge).
+    pub(crate) fn purge_upto(&mut self, upto: u64) {
+        let Some(from) = upto.checked_add(1) else {
+            self.pending.clear();
+            self.recent.clear();
+            self.recent_bytes = 0;
+            return;
+        };
+        self.pending = self.pending.split_off(&from);
+        let kept = self.recent.split_off(&from);
+        for e in self.recent.values() {
+            self.recent_bytes -= entry_weight(e);
+        }
+        self.recent = kept;
+    }
+
+    /// Entry `log_id` is in redb now: it moves from `pending` to `recent` (unless a truncation
+    /// already replaced it), and the oldest of `recent` beyond its bounds are dropped.
+    fn flushed(&mut self, log_id: &LogId) {
+        if self.pending.get(&log_id.index()).is_none_or(|e| e.log_id != *log_id) {
+            return;
+        }
+        let Some(entry) = self.pending.remove(&log_id.index()) else { return };
+        self.recent_bytes += entry_weight(&entry);
+        self.recent.insert(log_id.index(), entry);
+        while self.recent.len() > RECENT_ENTRIES || self.recent_bytes > RECENT_BYTES {
+            let Some((_, e)) = self.recent.pop_first() else { break };
+            self.recent_bytes -= entry_weight(&e);
+        }
+    }
+}
+
+/// Roughly the encoded size of an entry.
+pub(crate) fn entry_weight(entry: &Entry) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(command) => command.0.len() + 32,
+        _ => 256,
+    }
 }
 
 /// One queued write.
@@ -143,9 +212,7 @@ fn settle(shared: &LogShared, ops: &[LogOp], stats: &RaftStats) {
             LogOp::Append { entries, .. } => {
                 RaftStats::add(&stats.log_entries_appended, entries.len() as u64);
                 for (log_id, _) in entries {
-                    if mem.pending.get(&log_id.index()).is_some_and(|e| e.log_id == *log_id) {
-                        mem.pending.remove(&log_id.index());
-                    }
+                    mem.flushed(log_id);
                 }
             }
             LogOp::Vote { vote, .. } => mem.vote = Some(*vote),
@@ -196,5 +263,5 @@ pub(crate) fn load(db: &redb::Database) -> Result<LogMem, crate::Error> {
         Some((_, v)) => Some(decode::<Entry>("log entry", v.value())?.log_id),
         None => last_purged,
     };
-    Ok(LogMem { vote, committed, last_purged, last_log_id, pending: BTreeMap::new() })
+    Ok(LogMem { vote, committed, last_purged, last_log_id, ..LogMem::default() })
 }
