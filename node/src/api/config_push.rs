@@ -73,11 +73,17 @@ impl ConfigPusher {
     pub async fn run(self, mut changes: mpsc::UnboundedReceiver<ConfigKey>, cancel: CancellationToken) {
         let retries: Arc<Mutex<Vec<Retry>>> = Arc::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut keys = Vec::new();
         loop {
             tokio::select! {
-                Some(key) = changes.recv() => {
-                    for (conn, spelled) in self.service.listeners().grpc_listeners(&key) {
-                        self.send(conn, spelled, 1, &retries);
+                n = changes.recv_many(&mut keys, 1024) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for key in keys.drain(..) {
+                        for (conn, spelled) in self.service.listeners().grpc_listeners(&key) {
+                            self.send(conn, spelled, 1, &retries);
+                        }
                     }
                 }
                 _ = tick.tick() => {
