@@ -160,15 +160,15 @@ impl ConfigStore {
     }
 
     /// A config as of the commands applied so far in the current transaction.
-    fn current(&self, pending: &Pending, key: &ConfigKey) -> Option<Arc<ConfigItem>> {
-        match pending.items.get(key) {
+    fn current(&self, key: &ConfigKey) -> Option<Arc<ConfigItem>> {
+        match self.pending.lock().items.get(key) {
             Some(item) => item.clone(),
             None => self.get(key),
         }
     }
 
     /// Records that the current transaction changed `key` to `item`.
-    fn changed(&self, key: &ConfigKey, item: Option<Arc<ConfigItem>>, md5_changed: bool) {
+    fn stage(&self, key: &ConfigKey, item: Option<Arc<ConfigItem>>, md5_changed: bool) {
         let mut pending = self.pending.lock();
         pending.items.insert(key.clone(), item.clone());
         pending.changes.push(Change::Config { key: key.clone(), item, md5_changed });
@@ -207,15 +207,16 @@ impl ConfigStore {
         id.is_empty() || id == PUBLIC_NAMESPACE || self.namespaces.read().contains_key(id)
     }
 
-    /// Applies one command at log `index` inside `tx`. Reads go through `tx`, so several commands
-    /// in one transaction see each other. The in-memory view changes only in [`Self::committed`].
+    /// Applies one command at log `index` inside `tx`. Several commands in one transaction see
+    /// each other: configs are read from the changes staged so far, then the committed view;
+    /// namespaces through `tx`. The in-memory view changes only in [`Self::committed`].
     pub fn apply(&self, tx: &WriteTransaction, index: u64, cmd: &ConfigCommand) -> Result<ConfigOutcome> {
         if self.legacy_index.swap(false, Ordering::Relaxed) {
             tx.delete_table(LEGACY_HISTORY_BY_KEY).map_err(|e| storage("deleting the old history index")(e.into()))?;
         }
         match cmd {
             ConfigCommand::Publish { key, content, meta, cas_md5, beta_ips, src_user, src_ip, at_ms } => {
-                let current = self.current(&self.pending.lock(), key);
+                let current = self.current(key);
                 if let (Some(cas), Some(cur)) = (cas_md5.as_deref().filter(|c| !c.is_empty()), &current)
                     && cur.md5 != cas
                 {
@@ -276,11 +277,11 @@ impl ConfigStore {
                 let publish_type = if beta_ips.is_some() { "gray" } else { "formal" };
                 let origin = Origin { tx, nid: index, key, src_user, src_ip, at_ms: *at_ms };
                 self.record_history(&origin, &item, op, recorded, publish_type)?;
-                self.changed(key, Some(Arc::new(item)), changed);
+                self.stage(key, Some(Arc::new(item)), changed);
                 Ok(ConfigOutcome::Done { changed })
             }
             ConfigCommand::Remove { key, beta_only, src_user, src_ip, at_ms } => {
-                let current = self.current(&self.pending.lock(), key);
+                let current = self.current(key);
                 let Some(mut cur) = current.map(Arc::unwrap_or_clone) else { return Ok(ConfigOutcome::NotFound) };
                 let mut configs = tx.open_table(CONFIGS).map_err(|e| storage("opening configs")(e.into()))?;
                 let ks = key_str(key);
@@ -292,13 +293,13 @@ impl ConfigStore {
                         .map_err(|e| storage("writing a config")(e.into()))?;
                     drop(configs);
                     self.record_history(&origin, &cur, OpType::Delete, (beta.content, beta.md5), "gray")?;
-                    self.changed(key, Some(Arc::new(cur)), true);
+                    self.stage(key, Some(Arc::new(cur)), true);
                 } else {
                     configs.remove(ks.as_str()).map_err(|e| storage("removing a config")(e.into()))?;
                     drop(configs);
                     let previous = (cur.content.clone(), cur.md5.clone());
                     self.record_history(&origin, &cur, OpType::Delete, previous, "formal")?;
-                    self.changed(key, None, true);
+                    self.stage(key, None, true);
                 }
                 Ok(ConfigOutcome::Done { changed: true })
             }

@@ -1,6 +1,7 @@
 //! The log's writer thread: group commit of queued log operations, fsync, then completion.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map;
 use std::io;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -77,36 +78,37 @@ impl LogMem {
     /// Forgets in-memory entries with index `>= from` (a truncation).
     pub(crate) fn truncate_from(&mut self, from: u64) {
         self.pending.split_off(&from);
-        for (_, e) in self.recent.split_off(&from) {
-            self.recent_bytes -= entry_weight(&e);
-        }
+        self.forget_recent(|i| i >= from);
     }
 
     /// Forgets in-memory entries with index `<= upto` (a purge).
     pub(crate) fn purge_upto(&mut self, upto: u64) {
-        let Some(from) = upto.checked_add(1) else {
-            self.pending.clear();
-            self.recent.clear();
-            self.recent_bytes = 0;
-            return;
-        };
-        self.pending = self.pending.split_off(&from);
-        let kept = self.recent.split_off(&from);
-        for e in self.recent.values() {
-            self.recent_bytes -= entry_weight(e);
-        }
-        self.recent = kept;
+        self.pending.retain(|&i, _| i > upto);
+        self.forget_recent(|i| i <= upto);
+    }
+
+    /// Drops the entries of `recent` whose index matches `doomed`, keeping `recent_bytes` true.
+    fn forget_recent(&mut self, doomed: impl Fn(u64) -> bool) {
+        let bytes = &mut self.recent_bytes;
+        self.recent.retain(|&i, e| {
+            let gone = doomed(i);
+            if gone {
+                *bytes -= entry_weight(e);
+            }
+            !gone
+        });
     }
 
     /// Entry `log_id` is in redb now: it moves from `pending` to `recent` (unless a truncation
     /// already replaced it), and the oldest of `recent` beyond its bounds are dropped.
     fn flushed(&mut self, log_id: &LogId) {
-        if self.pending.get(&log_id.index()).is_none_or(|e| e.log_id != *log_id) {
-            return;
-        }
-        let Some(entry) = self.pending.remove(&log_id.index()) else { return };
+        let index = log_id.index();
+        let entry = match self.pending.entry(index) {
+            btree_map::Entry::Occupied(e) if e.get().log_id == *log_id => e.remove(),
+            _ => return,
+        };
         self.recent_bytes += entry_weight(&entry);
-        self.recent.insert(log_id.index(), entry);
+        self.recent.insert(index, entry);
         while self.recent.len() > RECENT_ENTRIES || self.recent_bytes > RECENT_BYTES {
             let Some((_, e)) = self.recent.pop_first() else { break };
             self.recent_bytes -= entry_weight(&e);
